@@ -34,4 +34,11 @@ d = { 'settings': { 'branch': 'main',
                                   'scoreextrap.data.load_dataset': ('data.html#load_dataset', 'scoreextrap/data.py'),
                                   'scoreextrap.data.make_loader': ('data.html#make_loader', 'scoreextrap/data.py'),
                                   'scoreextrap.data.prepare_fashion_mnist': ('data.html#prepare_fashion_mnist', 'scoreextrap/data.py'),
-                                  'scoreextrap.data.synthetic_images': ('data.html#synthetic_images', 'scoreextrap/data.py')}}}
+                                  'scoreextrap.data.synthetic_images': ('data.html#synthetic_images', 'scoreextrap/data.py')},
+            'scoreextrap.models': { 'scoreextrap.models.SmallCNN': ('models.html#smallcnn', 'scoreextrap/models.py'),
+                                    'scoreextrap.models.SmallCNN.__init__': ('models.html#smallcnn.__init__', 'scoreextrap/models.py'),
+                                    'scoreextrap.models.SmallCNN.forward': ('models.html#smallcnn.forward', 'scoreextrap/models.py'),
+                                    'scoreextrap.models._last_linear': ('models.html#_last_linear', 'scoreextrap/models.py'),
+                                    'scoreextrap.models.default_device': ('models.html#default_device', 'scoreextrap/models.py'),
+                                    'scoreextrap.models.embed': ('models.html#embed', 'scoreextrap/models.py'),
+                                    'scoreextrap.models.resnet18_cifar': ('models.html#resnet18_cifar', 'scoreextrap/models.py')}}}
