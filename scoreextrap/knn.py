@@ -7,17 +7,17 @@ Docs: https://scoreextrap.github.io/scoreextrap/knn.html.md"""
 # %% auto #0
 __all__ = ['INDEXES', 'METRICS', 'WEIGHTINGS', 'build_index', 'search', 'neighbour_weights', 'KNNExtrapolator', 'knn_extrapolate']
 
-# %% ../nbs/05_knn.ipynb #73153abc
+# %% ../nbs/05_knn.ipynb #2defdcfd
 import math
 import numpy as np
 import faiss
 
 from .metrics import _as_scores, _check_subset_idx
 
-# %% ../nbs/05_knn.ipynb #d31e237d
+# %% ../nbs/05_knn.ipynb #cf3a8bb8
 INDEXES = ("flat", "ivf", "hnsw")
 METRICS = ("l2", "cosine")
-_INDEX_OPTIONS = {"flat": set(), "ivf": {"nlist", "nprobe"}, "hnsw": {"M", "ef_construction", "ef_search"}}
+_INDEX_OPTIONS = {"flat": set(), "ivf": {"nlist", "nprobe", "niter", "train_size"}, "hnsw": {"M", "ef_construction", "ef_search"}}
 
 def _as_embeddings(x, name:str="embeddings") -> np.ndarray:
     "`x` as a finite, C-contiguous float32 matrix [n, d] (what faiss needs), or a ValueError naming `name`."
@@ -31,7 +31,7 @@ def _as_embeddings(x, name:str="embeddings") -> np.ndarray:
 def build_index(database, # vectors to search in [m, d]
                 metric:str="l2", # "l2" (Euclidean) or "cosine" (vectors are L2-normalised, inner-product search)
                 index:str="flat", # "flat" (exact), "ivf" (inverted file) or "hnsw" (graph)
-                **index_options, # ivf: nlist (default ~4 sqrt(m)), nprobe (16); hnsw: M (32), ef_construction (80), ef_search (128)
+                **index_options, # ivf: nlist (~4 sqrt(m)), nprobe (16), niter (10), train_size (64 nlist); hnsw: M (32), ef_construction (80), ef_search (128)
                ) -> faiss.Index:
     "A trained faiss index over `database` for `metric`; vectors are normalised first when `metric=='cosine'`."
     if metric not in METRICS: raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
@@ -50,7 +50,10 @@ def build_index(database, # vectors to search in [m, d]
         quantizer = faiss.IndexFlatL2(d) if metric == "l2" else faiss.IndexFlatIP(d)
         ix = faiss.IndexIVFFlat(quantizer, d, nlist, fmetric)
         ix.cp.seed = 1234  # reproducible k-means
-        ix.train(xb)
+        ix.cp.niter = int(index_options.get("niter", 10))
+        n_train = min(m, max(nlist, int(index_options.get("train_size", 64 * nlist))))  # k-means on a sample: 64 points per cell
+        ix.cp.max_points_per_centroid = max(39, -(-n_train // nlist))
+        ix.train(xb[np.random.default_rng(1234).choice(m, n_train, replace=False)] if n_train < m else xb)
         ix.nprobe = min(nlist, int(index_options.get("nprobe", 16)))
     else:
         ix = faiss.IndexHNSWFlat(d, int(index_options.get("M", 32)), fmetric)
@@ -78,7 +81,7 @@ def search(ix:faiss.Index, # an index from `build_index`
     D = 1 - D if cosine else np.sqrt(np.maximum(D, 0))  # IP similarity -> cosine distance; squared L2 -> L2
     return np.maximum(D, 0), I
 
-# %% ../nbs/05_knn.ipynb #31d41dad
+# %% ../nbs/05_knn.ipynb #9ce6ef9d
 WEIGHTINGS = ("mean", "softmax")
 
 def neighbour_weights(dist, # distances to the k neighbours [q, k]
@@ -94,7 +97,7 @@ def neighbour_weights(dist, # distances to the k neighbours [q, k]
     w = np.exp(z)
     return w / w.sum(1, keepdims=True)
 
-# %% ../nbs/05_knn.ipynb #9f9fc5f7
+# %% ../nbs/05_knn.ipynb #17f4b89f
 class KNNExtrapolator:
     "Predict scores from the k nearest fitted samples (faiss search; mean or softmax(-distance) weights)."
     def __init__(self,
@@ -132,7 +135,7 @@ class KNNExtrapolator:
         D, I = self.kneighbors(embeddings)
         return (neighbour_weights(D, self.weighting, self.temperature) * self.scores_[I]).sum(1)
 
-# %% ../nbs/05_knn.ipynb #77e6bb6f
+# %% ../nbs/05_knn.ipynb #4a6afaef
 def knn_extrapolate(embeddings, # embeddings of all N samples [N, d], e.g. from `models.embed`
                     subset_idx, # dataset indices of the trained subset [m]
                     subset_scores, # scores of the subset, in the order of `subset_idx` [m]
@@ -141,7 +144,8 @@ def knn_extrapolate(embeddings, # embeddings of all N samples [N, d], e.g. from 
                     metric:str="l2", # "l2" or "cosine"
                     index:str="flat", # "flat" (exact), "ivf" or "hnsw"
                     temperature:float=1.0, # softmax temperature
-                    **index_options, # passed to `build_index` (ivf: nlist, nprobe; hnsw: M, ef_construction, ef_search)
+                    batch_size:int=65536, # samples predicted per batch (bounds extra memory)
+                    **index_options, # passed to `build_index` (ivf: nlist, nprobe, niter; hnsw: M, ef_construction, ef_search)
                    ) -> np.ndarray:
     "Scores for all N samples (float64): the subset keeps `subset_scores`, every other sample gets its kNN estimate."
     x = _as_embeddings(embeddings, "embeddings")
@@ -152,7 +156,10 @@ def knn_extrapolate(embeddings, # embeddings of all N samples [N, d], e.g. from 
     out = np.empty(len(x), np.float64)
     out[s_idx] = s
     rest = np.ones(len(x), bool); rest[s_idx] = False
-    if rest.any():
+    rest = np.flatnonzero(rest)
+    if len(rest):
         ext = KNNExtrapolator(k, weighting, metric, index, temperature, **index_options).fit(x[s_idx], s)
-        out[rest] = ext.predict(x[rest])
+        for c in range(0, len(rest), batch_size):  # batches: no full copy of x[rest] (1M x 512 floats = 2 GB)
+            b = rest[c:c + batch_size]
+            out[b] = ext.predict(x[b])
     return out
