@@ -6,25 +6,26 @@ Docs: https://scoreextrap.github.io/scoreextrap/data.html.md"""
 
 # %% auto #0
 __all__ = ['FASHION_MNIST_FILES', 'DEBIAN_FASHION_MNIST', 'DATASETS', 'channel_stats', 'TensorImageDataset', 'get_targets',
-           'IndexedDataset', 'make_loader', 'crop_flip', 'data_root', 'prepare_fashion_mnist', 'synthetic_images',
-           'load_dataset', 'add_label_noise']
+           'IndexedDataset', 'make_loader', 'progress_bar', 'crop_flip', 'data_root', 'prepare_fashion_mnist',
+           'synthetic_images', 'load_dataset', 'add_label_noise']
 
-# %% ../nbs/00_data.ipynb #76e847f2
+# %% ../nbs/00_data.ipynb #b13be831
 import gzip, os, shutil, warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, Subset
+from tqdm.auto import tqdm
 
-# %% ../nbs/00_data.ipynb #434af8f4
+# %% ../nbs/00_data.ipynb #c9024f5d
 def channel_stats(images) -> tuple:
     "Per-channel mean and std, in [0, 1] units, of uint8 images [N, C, H, W] or [N, H, W] (first 10 000 suffice)."
     x = torch.as_tensor(images)[:10_000].float() / 255
     if x.ndim == 3: x = x[:, None]
     return x.mean((0, 2, 3)), x.std((0, 2, 3))
 
-# %% ../nbs/00_data.ipynb #5101f889
+# %% ../nbs/00_data.ipynb #fcb121cf
 class TensorImageDataset(Dataset):
     "Images kept as one `uint8` tensor [N, C, H, W], normalised per batch; indexable by an int or a batch of indices."
     batched = True  # `ds[list_of_indices]` returns a whole batch
@@ -63,7 +64,7 @@ class TensorImageDataset(Dataset):
         c, h, w = self.images.shape[1:]
         return f"TensorImageDataset(n={len(self)}, shape=({c}, {h}, {w}), classes={int(self.targets.max()) + 1})"
 
-# %% ../nbs/00_data.ipynb #c0c4e09e
+# %% ../nbs/00_data.ipynb #fe7852b3
 def get_targets(ds) -> torch.Tensor:
     "Class labels of `ds` as a LongTensor, read from its label array (`targets`/`labels`) without loading images."
     if isinstance(ds, Subset): return get_targets(ds.dataset)[torch.as_tensor(np.asarray(ds.indices), dtype=torch.long)]
@@ -73,7 +74,7 @@ def get_targets(ds) -> torch.Tensor:
     if hasattr(ds, "dataset"): return get_targets(ds.dataset)
     raise ValueError(f"{type(ds).__name__} has no `targets` or `labels` attribute; wrap it in a dataset that exposes its labels")
 
-# %% ../nbs/00_data.ipynb #7c909655
+# %% ../nbs/00_data.ipynb #8148d723
 class IndexedDataset(Dataset):
     "Wrap `ds` so that items are `(x, y, idx)`; batched indexing passes through when `ds` supports it."
     def __init__(self, ds): self.ds = ds
@@ -87,7 +88,7 @@ class IndexedDataset(Dataset):
         return x, y, (torch.as_tensor(np.asarray(i), dtype=torch.long) if self.batched and not isinstance(i, (int, np.integer)) else i)
     def __repr__(self): return f"IndexedDataset({self.ds!r})"
 
-# %% ../nbs/00_data.ipynb #24122ff6
+# %% ../nbs/00_data.ipynb #8bf4a399
 def make_loader(ds, batch_size:int=128, shuffle:bool=False, seed:int=0, num_workers:int=0, drop_last:bool=False, **kwargs) -> DataLoader:
     "A `DataLoader` over `ds`; whole batches are fetched at once when `ds` is `batched`. Order is a function of `seed`."
     if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -97,7 +98,13 @@ def make_loader(ds, batch_size:int=128, shuffle:bool=False, seed:int=0, num_work
         return DataLoader(ds, sampler=BatchSampler(sampler, batch_size, drop_last), batch_size=None, num_workers=num_workers, **kwargs)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, num_workers=num_workers, drop_last=drop_last, **kwargs)
 
-# %% ../nbs/00_data.ipynb #afa8b282
+# %% ../nbs/00_data.ipynb #a6bffb90
+def progress_bar(iterable=None, progress:bool|None=None, **kwargs):
+    "A tqdm progress bar; hidden when `progress` is False, or when it is None and `$SCOREEXTRAP_PROGRESS` is '0'."
+    if progress is None: progress = os.environ.get("SCOREEXTRAP_PROGRESS", "1") != "0"
+    return tqdm(iterable, disable=not progress, **kwargs)
+
+# %% ../nbs/00_data.ipynb #65941fa8
 def crop_flip(x:torch.Tensor, pad:int=4, flip:bool=True) -> torch.Tensor:
     "Random `pad`-pixel translation (zero padding, as a padded random crop) and random horizontal flip, per image of a batch [B, C, H, W]."
     b, _, h, w = x.shape
@@ -110,7 +117,7 @@ def crop_flip(x:torch.Tensor, pad:int=4, flip:bool=True) -> torch.Tensor:
         cols = torch.where(flipped[:, None, None, None], cols.flip(-1), cols)
     return xp[torch.arange(b, device=x.device)[:, None, None, None], torch.arange(x.shape[1], device=x.device)[None, :, None, None], rows, cols]
 
-# %% ../nbs/00_data.ipynb #9ab88456
+# %% ../nbs/00_data.ipynb #9dcb26d4
 FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -140,7 +147,7 @@ def prepare_fashion_mnist(root=None):
         os.replace(tmp, dst)  # atomic: an interrupted copy never looks complete
     return root
 
-# %% ../nbs/00_data.ipynb #27802559
+# %% ../nbs/00_data.ipynb #b464e612
 def _from_torchvision(name, root, train, download):
     import torchvision.datasets as tvd
     if name == "fashion_mnist":
@@ -157,7 +164,7 @@ def _from_torchvision(name, root, train, download):
         ds = tvd.SVHN(root / "svhn", split=split, download=(not (root / "svhn" / f"{split}_32x32.mat").exists()) if download is None else download)
         return torch.as_tensor(ds.data), ds.labels, [str(i) for i in range(10)]
 
-# %% ../nbs/00_data.ipynb #1137e819
+# %% ../nbs/00_data.ipynb #823d4bf3
 def synthetic_images(n:int=1000, n_classes:int=10, img_size:int=28, channels:int=1, seed:int=0, noise:float=0.35, train:bool=True):
     "Seeded class-structured uint8 images [n, channels, img_size, img_size] and labels; both splits share the class prototypes."
     protos = torch.rand(n_classes, channels, 7, 7, generator=torch.Generator().manual_seed(seed))
@@ -169,7 +176,7 @@ def synthetic_images(n:int=1000, n_classes:int=10, img_size:int=28, channels:int
     x = (1 - mix) * protos[y] + mix * protos[other] + noise * torch.randn(n, channels, img_size, img_size, generator=g)
     return (x.clamp(0, 1) * 255).round().to(torch.uint8), y
 
-# %% ../nbs/00_data.ipynb #83825d23
+# %% ../nbs/00_data.ipynb #1c8d60f3
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "svhn", "synthetic")
 
 def load_dataset(name:str, # one of `DATASETS`
@@ -194,7 +201,7 @@ def load_dataset(name:str, # one of `DATASETS`
     mean, std = (None, None) if train else channel_stats(_from_torchvision(name, root, True, download)[0])
     return TensorImageDataset(imgs, y, mean, std, classes)
 
-# %% ../nbs/00_data.ipynb #dae878b0
+# %% ../nbs/00_data.ipynb #0888c9b8
 def add_label_noise(targets, # class labels [N]
                     frac:float, # fraction of samples whose label is changed, in [0, 1]
                     num_classes:int, # number of classes
