@@ -8,7 +8,7 @@ Docs: https://scoreextrap.github.io/scoreextrap/scores.html.md"""
 __all__ = ['SCORERS', 'DYNAMICS_SCORERS', 'el2n', 'grand', 'forgetting', 'aum', 'entropy', 'dynamic_uncertainty', 'tdds', 'dual',
            'p_true_mean', 'ssl_prototypes', 'random_scores']
 
-# %% ../nbs/03_scores.ipynb #bbc88195
+# %% ../nbs/03_scores.ipynb #6e9cc6b6
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -17,7 +17,7 @@ from torch.func import functional_call, grad, vmap
 
 from .data import IndexedDataset, make_loader
 
-# %% ../nbs/03_scores.ipynb #a8230bbb
+# %% ../nbs/03_scores.ipynb #50bd5e9e
 def _runs(dyn) -> list:
     "`dyn` as a list of runs: a single Dynamics, or a list/tuple of them from independent training runs."
     runs = list(dyn) if isinstance(dyn, (list, tuple)) else [dyn]
@@ -67,7 +67,7 @@ def _windows(a:np.ndarray, window, arg:str="window") -> np.ndarray:
         raise ValueError(f"{arg}={window} is longer than the {a.shape[1]} epochs available; lower {arg} or record more epochs")
     return sliding_window_view(a, window, axis=1)
 
-# %% ../nbs/03_scores.ipynb #645e8c3a
+# %% ../nbs/03_scores.ipynb #a1c63f3e
 def el2n(dyn, # a Dynamics, or a list of Dynamics from independent runs (their EL2N is averaged)
          epoch:int=20, # recorded epoch, 0-based (negative counts from the end); the papers use an early one
         ) -> np.ndarray:
@@ -79,7 +79,7 @@ def el2n(dyn, # a Dynamics, or a list of Dynamics from independent runs (their E
         cols.append(a[:, _epoch_index(epoch, a.shape[1])])
     return np.mean(cols, axis=0)
 
-# %% ../nbs/03_scores.ipynb #8401f6f0
+# %% ../nbs/03_scores.ipynb #6f765a6e
 def _grad_norms(model:torch.nn.Module, dataset, batch_size:int, device) -> np.ndarray:
     "Per-sample norms of the gradient of the cross-entropy w.r.t. all trainable parameters of one model."
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -119,7 +119,7 @@ def grand(model, # a classifier returning logits, or a list of them (e.g. severa
     if len(dataset) == 0: raise ValueError("dataset is empty")
     return np.mean([_grad_norms(m, dataset, batch_size, device) for m in models], axis=0)
 
-# %% ../nbs/03_scores.ipynb #730e3f08
+# %% ../nbs/03_scores.ipynb #8db95225
 def forgetting(dyn, # a Dynamics (needs `correct`), or a list of runs whose counts are summed
                never_learned:float|None=None, # score of a never-correct sample; None = the number of epochs T (reference)
               ) -> np.ndarray:
@@ -132,14 +132,14 @@ def forgetting(dyn, # a Dynamics (needs `correct`), or a list of runs whose coun
         total = total + counts
     return total
 
-# %% ../nbs/03_scores.ipynb #fd57778d
+# %% ../nbs/03_scores.ipynb #f5e402e9
 def aum(dyn, # a Dynamics (needs `margin`)
         T:int|None=None, # use only the first T epochs (e.g. up to the first learning-rate drop); None = all
        ) -> np.ndarray:
     "Importance -AUM [N]: minus the mean over epochs of the logit margin z_y - max_{c!=y} z_c. High = low margin (hard or mislabelled)."
     return -_first(_field(dyn, "margin"), T).mean(1)
 
-# %% ../nbs/03_scores.ipynb #722ee709
+# %% ../nbs/03_scores.ipynb #6c5648a5
 def entropy(dyn, # a Dynamics (needs `entropy`, or `probs` [N, T, C])
             epoch:int=-1, # recorded epoch, 0-based (negative from the end)
            ) -> np.ndarray:
@@ -151,7 +151,7 @@ def entropy(dyn, # a Dynamics (needs `entropy`, or `probs` [N, T, C])
     e = _field(dyn, "entropy")
     return e[:, _epoch_index(epoch, e.shape[1])]
 
-# %% ../nbs/03_scores.ipynb #03a1e4ee
+# %% ../nbs/03_scores.ipynb #95514cea
 def dynamic_uncertainty(dyn, # a Dynamics (needs `p_true`)
                         window:int=10, # J: epochs per sliding window
                         ddof:int=1, # delta degrees of freedom of the window std (1 as in BAAI-DCAI's torch.std)
@@ -166,7 +166,7 @@ def dynamic_uncertainty(dyn, # a Dynamics (needs `p_true`)
     if skip >= p.shape[1]: raise ValueError(f"skip={skip} leaves none of the {p.shape[1]} recorded epochs; lower skip")
     return scale * _windows(p[:, skip:], window).std(axis=-1, ddof=ddof).mean(1)
 
-# %% ../nbs/03_scores.ipynb #c2525f70
+# %% ../nbs/03_scores.ipynb #dc03bb35
 def tdds(dyn, # a Dynamics (needs `kd`)
          T:int=30, # length of the trajectory used, in epochs
          K:int=10, # epochs per window (K-1 kd values each)
@@ -189,7 +189,7 @@ def tdds(dyn, # a Dynamics (needs `kd`)
     k = np.arange(T - K + 1)
     return (r * (decay * (1 - decay) ** (T - K - k))).sum(1)
 
-# %% ../nbs/03_scores.ipynb #2797d5ea
+# %% ../nbs/03_scores.ipynb #46869cf8
 def dual(dyn, # a Dynamics (needs `p_true`)
          T:int=30, # use the first T epochs (30 for CIFAR in the paper, 60 for ImageNet)
          window:int=10, # J: epochs per sliding window
@@ -202,14 +202,14 @@ def dual(dyn, # a Dynamics (needs `p_true`)
     w = _windows(_first(_field(dyn, "p_true"), T), window)
     return scale * (w.std(axis=-1, ddof=ddof) * (1 - w.mean(axis=-1))).mean(1)
 
-# %% ../nbs/03_scores.ipynb #f9b8804f
+# %% ../nbs/03_scores.ipynb #53498b02
 def p_true_mean(dyn, # a Dynamics (needs `p_true`)
                 T:int|None=30, # first T epochs (as for `dual`); None = all
                ) -> np.ndarray:
     "Mean of p_true over the first T epochs [N] (an 'easiness', not an importance): the x-axis of DUAL's Beta sampling."
     return _first(_field(dyn, "p_true"), T).mean(1)
 
-# %% ../nbs/03_scores.ipynb #7c6817a5
+# %% ../nbs/03_scores.ipynb #c28b272e
 def _cos_dist_to_centroids(x:np.ndarray, k:int, seed:int, niter:int) -> np.ndarray:
     import faiss
     if k == 1: c = x.mean(0, keepdims=True)
@@ -243,7 +243,7 @@ def ssl_prototypes(embeddings, # [N, D] features, e.g. from a self-supervised mo
         out[m] = _cos_dist_to_centroids(np.ascontiguousarray(x[m]), int(min(n_clusters, m.sum())), seed, niter)
     return out
 
-# %% ../nbs/03_scores.ipynb #1e08a92d
+# %% ../nbs/03_scores.ipynb #d2d52a3b
 def random_scores(n:int, # number of samples
                   seed:int=0, # random seed
                  ) -> np.ndarray:
