@@ -103,3 +103,21 @@ def test_killed_run_resumes_to_identical_arrays(tmp_path):
     assert resumed.n_epochs == clean.n_epochs == EPOCHS
     for k in FIELDS:
         np.testing.assert_allclose(getattr(resumed, k), getattr(clean, k), rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+def test_recorder_state_roundtrip_with_probs():
+    "state_dict/load_state_dict restore every epoch, the full probabilities and the previous epoch for kd."
+    torch.manual_seed(0)
+    n, c = 6, 3
+    logits, y = [torch.randn(n, c) for _ in range(3)], torch.randint(0, c, (n,))
+    def run(restart):
+        rec = DynamicsRecorder(n, c, keep_probs=True)
+        for e in range(3):
+            if e == restart:
+                st = rec.state_dict(); rec = DynamicsRecorder(n, c, keep_probs=True); rec.load_state_dict(st)
+            rec.update(torch.arange(n), logits[e], y); rec.end_epoch()
+        return rec.dynamics
+    a, b = run(None), run(2)
+    assert a.probs.shape == (n, 3, c)
+    np.testing.assert_array_equal(a.probs, b.probs)
+    np.testing.assert_array_equal(a.kd, b.kd)
