@@ -8,11 +8,11 @@ Docs: https://scoreextrap.github.io/scoreextrap/sampling.html.md"""
 __all__ = ['SAMPLERS', 'class_quotas', 'select_top', 'select_random', 'stratum_budgets', 'select_ccs', 'beta_params',
            'beta_sampling_weights', 'select_beta', 'select']
 
-# %% ../nbs/04_sampling.ipynb #efd15c7b
+# %% ../nbs/04_sampling.ipynb #e8ab76e4
 import numpy as np
 from scipy.special import betaln
 
-# %% ../nbs/04_sampling.ipynb #11614dc2
+# %% ../nbs/04_sampling.ipynb #376d7d8d
 def _check_scores(scores, arg:str="scores") -> np.ndarray:
     "`scores` as a finite float64 vector, or a ValueError naming the problem."
     s = np.asarray(scores)
@@ -40,7 +40,7 @@ def _check_labels(labels, n:int) -> np.ndarray:
     if y.shape != (n,): raise ValueError(f"labels must have shape ({n},) to match scores, got {y.shape}")
     return y
 
-# %% ../nbs/04_sampling.ipynb #276c7892
+# %% ../nbs/04_sampling.ipynb #31c7f176
 def _top(s:np.ndarray, k:int) -> np.ndarray:
     "Positions of the k highest values of s, ties broken by position (stable)."
     return np.argsort(-s, kind="stable")[:k]
@@ -76,7 +76,7 @@ def select_top(scores, # importance [N], higher = keep
     keep = [np.flatnonzero(y == c)[_top(s[y == c], q)] for c, q in quotas.items()]  # a loop over classes
     return np.sort(np.concatenate(keep)).astype(np.int64)
 
-# %% ../nbs/04_sampling.ipynb #47fc4e5e
+# %% ../nbs/04_sampling.ipynb #db2a0754
 def select_random(n:int, # dataset size N
                   keep_frac:float, # fraction kept, in (0, 1]
                   seed:int=0, # random seed
@@ -86,7 +86,7 @@ def select_random(n:int, # dataset size N
     k = _n_keep(keep_frac, n)
     return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False)).astype(np.int64)
 
-# %% ../nbs/04_sampling.ipynb #d12cbd6c
+# %% ../nbs/04_sampling.ipynb #7071ea32
 def stratum_budgets(counts, # population of each stratum
                     budget:int, # total number of samples to draw
                    ) -> np.ndarray:
@@ -101,7 +101,7 @@ def stratum_budgets(counts, # population of each stratum
     assert rest == 0, "CCS allocation left part of the budget unassigned"  # cannot happen: the largest stratum goes last
     return out
 
-# %% ../nbs/04_sampling.ipynb #3a47572f
+# %% ../nbs/04_sampling.ipynb #cc4a46ae
 def _strata(s:np.ndarray, n_strata:int) -> np.ndarray:
     "Equal-width stratum index (0..n_strata-1) of every score over [min, max]; the maximum goes to the last stratum."
     lo, hi = s.min(), s.max()
@@ -139,7 +139,7 @@ def select_ccs(scores, # importance [N] to stratify
     chosen = order[rank < budgets[st_sorted]]
     return np.sort(rest[chosen]).astype(np.int64)
 
-# %% ../nbs/04_sampling.ipynb #1e6aa039
+# %% ../nbs/04_sampling.ipynb #05da68b1
 def _check_beta_inputs(dual_scores, p_mean, keep_frac):
     d = _check_scores(dual_scores, "dual_scores")
     p = _check_scores(p_mean, "p_mean")
@@ -206,7 +206,7 @@ def select_beta(dual_scores, # DUAL scores [N] (>= 0)
     order = np.lexsort((-key, ~pos))  # positive weights first (Gumbel-top-k), then zero weights in random order
     return np.sort(order[:k]).astype(np.int64)
 
-# %% ../nbs/04_sampling.ipynb #a3a67d99
+# %% ../nbs/04_sampling.ipynb #3c855bed
 SAMPLERS = ("top", "random", "ccs", "beta")
 
 def select(scores, # importance [N], higher = keep (for "beta": the DUAL scores)
