@@ -7,7 +7,7 @@ Docs: https://scoreextrap.github.io/scoreextrap/dynamics.html.md"""
 # %% auto #0
 __all__ = ['FIELDS', 'atomic_write', 'Dynamics', 'per_sample_dynamics', 'DynamicsRecorder', 'evaluate', 'fit']
 
-# %% ../nbs/02_dynamics.ipynb #c60e34c4
+# %% ../nbs/02_dynamics.ipynb #ef0ef619
 import json, math, os, tempfile, time, warnings
 from pathlib import Path
 
@@ -17,10 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastcore.basics import patch
+
 from .data import IndexedDataset, make_loader, progress_bar
 from .models import default_device
 
-# %% ../nbs/02_dynamics.ipynb #f20d5df6
+# %% ../nbs/02_dynamics.ipynb #7993d822
 FIELDS = ("p_true", "loss", "correct", "margin", "el2n", "entropy", "kd")
 
 def atomic_write(path, write):
@@ -33,7 +35,7 @@ def atomic_write(path, write):
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
 
-# %% ../nbs/02_dynamics.ipynb #878567d4
+# %% ../nbs/02_dynamics.ipynb #f0538eda
 class Dynamics:
     "Per-sample, per-epoch training dynamics: numpy arrays [N, T] named as in `FIELDS`, plus `labels` [N] and optional `probs` [N, T, C]."
     def __init__(self,
@@ -66,32 +68,32 @@ class Dynamics:
     def n_epochs(self) -> int: return getattr(self, self.fields[0]).shape[1]
     def __repr__(self): return f"Dynamics(n_samples={self.n_samples}, n_epochs={self.n_epochs}, fields={self.fields})"
 
-# %% ../nbs/02_dynamics.ipynb #91f80223
-def _first(self:Dynamics, T:int) -> Dynamics:
+# %% ../nbs/02_dynamics.ipynb #fe53c531
+@patch
+def first(self:Dynamics, T:int) -> Dynamics:
     "The first `T` recorded epochs."
     if not 1 <= T <= self.n_epochs: raise ValueError(f"T must be in [1, {self.n_epochs}] (the recorded epochs), got {T}")
     return Dynamics(labels=self.labels, probs=None if self.probs is None else self.probs[:, :T],
                     **{k: getattr(self, k)[:, :T] for k in self.fields})
-Dynamics.first = _first
 
-# %% ../nbs/02_dynamics.ipynb #c3f2b969
-def _save(self:Dynamics, path):
+# %% ../nbs/02_dynamics.ipynb #cbad9abe
+@patch
+def save(self:Dynamics, path):
     "Save to `path` (.npz), atomically."
     arrays = {k: getattr(self, k) for k in self.fields}
     if self.labels is not None: arrays["labels"] = self.labels
     if self.probs is not None: arrays["probs"] = self.probs
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
-def _load(path) -> Dynamics:
+@patch(cls_method=True)
+def load(cls:Dynamics, path) -> Dynamics:
     "Load a `Dynamics` saved with `Dynamics.save` (no pickles; shapes validated)."
     try:
         with np.load(path, allow_pickle=False) as f: arrays = {k: f[k] for k in f.files}
     except (OSError, ValueError) as e: raise ValueError(f"cannot read dynamics file {path}: {e}") from e
-    return Dynamics(**arrays)
+    return cls(**arrays)
 
-Dynamics.save, Dynamics.load = _save, staticmethod(_load)
-
-# %% ../nbs/02_dynamics.ipynb #5ec74cf4
+# %% ../nbs/02_dynamics.ipynb #00089cd4
 def per_sample_dynamics(logits:torch.Tensor, targets:torch.Tensor, prev_probs:torch.Tensor|None=None) -> dict:
     "The `FIELDS` of a batch [B] from its logits [B, C] and targets [B]; `kd` is NaN where `prev_probs` is None."
     z = logits.detach().float()
@@ -106,7 +108,7 @@ def per_sample_dynamics(logits:torch.Tensor, targets:torch.Tensor, prev_probs:to
     return dict(p_true=p.gather(1, y)[:, 0], loss=-logp.gather(1, y)[:, 0], correct=(z.argmax(1) == targets).float(),
                 margin=z_true - z_other, el2n=(p - onehot).norm(dim=1), entropy=-(p * torch.log(p + 1e-10)).sum(1), kd=kd, probs=p)
 
-# %% ../nbs/02_dynamics.ipynb #9dbce8fa
+# %% ../nbs/02_dynamics.ipynb #af93ebc9
 class DynamicsRecorder:
     "Collect `Dynamics` during training: call `update` after each forward pass and `end_epoch` after each epoch."
     def __init__(self,
@@ -132,8 +134,9 @@ class DynamicsRecorder:
         self._cur["probs"] = torch.full((n, c), float("nan"), device=device)
         self._seen = torch.zeros(n, dtype=torch.int32, device=device)
 
-# %% ../nbs/02_dynamics.ipynb #4ea33fc2
-def _update(self:DynamicsRecorder,
+# %% ../nbs/02_dynamics.ipynb #59fc8116
+@patch
+def update(self:DynamicsRecorder,
             idx, # dataset indices of the batch [B]
             logits:torch.Tensor, # the training forward pass's logits [B, C]
             targets:torch.Tensor): # labels used in the loss [B]
@@ -154,10 +157,10 @@ def _update(self:DynamicsRecorder,
     prev = None if self._prev_probs is None else self._prev_probs[idx]
     for k, v in per_sample_dynamics(logits, targets.to(logits.device), prev).items(): self._cur[k][idx] = v
     self._seen.index_add_(0, idx, torch.ones_like(idx, dtype=torch.int32))
-DynamicsRecorder.update = _update
 
-# %% ../nbs/02_dynamics.ipynb #c35afdc4
-def _end_epoch(self:DynamicsRecorder):
+# %% ../nbs/02_dynamics.ipynb #37463392
+@patch
+def end_epoch(self:DynamicsRecorder):
     "Close the epoch: warn about samples seen twice or never, and move the epoch's values to the CPU."
     if self._cur is None: raise RuntimeError("end_epoch() called before any update() in this epoch")
     missed, repeated = (self._seen == 0).sum().item(), (self._seen > 1).sum().item()
@@ -168,15 +171,14 @@ def _end_epoch(self:DynamicsRecorder):
         self.columns[k].append(v.astype(bool) if k == "correct" else v.astype(self.dtype))
     self._prev_probs, self._cur = self._cur["probs"], None
 
-def _dynamics(self:DynamicsRecorder) -> Dynamics:
+@patch(as_prop=True)
+def dynamics(self:DynamicsRecorder) -> Dynamics:
     "The completed epochs as a `Dynamics`."
     if not self.n_epochs: raise ValueError("no completed epoch yet: call end_epoch() after each epoch")
     probs = np.stack(self.columns["probs"], 1) if self.keep_probs else None
     return Dynamics(labels=self.labels, probs=probs, **{k: np.stack(self.columns[k], 1) for k in FIELDS})
 
-DynamicsRecorder.end_epoch, DynamicsRecorder.dynamics = _end_epoch, property(_dynamics)
-
-# %% ../nbs/02_dynamics.ipynb #7f505c54
+# %% ../nbs/02_dynamics.ipynb #8f038739
 @torch.no_grad()
 def evaluate(model:nn.Module, dataset, batch_size:int=512, device=None) -> dict:
     "Mean cross-entropy and accuracy of `model` on `dataset`, in eval mode."
@@ -190,7 +192,7 @@ def evaluate(model:nn.Module, dataset, batch_size:int=512, device=None) -> dict:
     model.train(was_training)
     return {"loss": total_loss / len(dataset), "acc": n_correct / len(dataset)}
 
-# %% ../nbs/02_dynamics.ipynb #a2afd366
+# %% ../nbs/02_dynamics.ipynb #9f143a87
 def _make_optimizer(model, optimizer, lr, momentum, weight_decay):
     if optimizer == "sgd": return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
     if optimizer == "adam": return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -201,21 +203,21 @@ def _make_schedule(opt, schedule, total_steps):
     if schedule == "cosine": return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
     raise ValueError(f"schedule must be None or 'cosine', got {schedule!r}")
 
-# %% ../nbs/02_dynamics.ipynb #e96ad625
-def _rec_state(self:DynamicsRecorder) -> dict:
+# %% ../nbs/02_dynamics.ipynb #455fd77d
+@patch
+def state_dict(self:DynamicsRecorder) -> dict:
     "Completed epochs and the previous epoch's probabilities, as tensors."
     st = {f"col_{k}": torch.from_numpy(np.stack(v, 1)) for k, v in self.columns.items() if v}
     if self._prev_probs is not None: st["prev_probs"] = self._prev_probs.cpu()
     return st
 
-def _rec_load(self:DynamicsRecorder, st:dict):
+@patch
+def load_state_dict(self:DynamicsRecorder, st:dict):
     "Restore what `state_dict` returned."
     self.columns = {k: list(np.moveaxis(st[f"col_{k}"].numpy(), 1, 0)) if f"col_{k}" in st else [] for k in self.columns}
     self._prev_probs, self._cur = st.get("prev_probs"), None
 
-DynamicsRecorder.state_dict, DynamicsRecorder.load_state_dict = _rec_state, _rec_load
-
-# %% ../nbs/02_dynamics.ipynb #8d687241
+# %% ../nbs/02_dynamics.ipynb #3f4c04a9
 def fit(model:nn.Module,
         train_ds, # items (x, y) or (x, y, idx); wrapped in `IndexedDataset` if needed
         epochs:int,
