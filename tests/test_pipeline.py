@@ -126,3 +126,11 @@ def test_pruning_experiment_errors(data, subset_run):
     with pytest.raises(ValueError, match="keep_fracs"): pruning_experiment(train, test, {"x": subset_run}, keep_fracs=(0,))
     with pytest.raises(ValueError, match="needs p_mean"): pruning_experiment(train, test, {"x": subset_run.scores}, methods=["beta"])
     with pytest.raises(ValueError, match="budget"): pruning_experiment(train, test, {"x": subset_run}, budget="steps")
+
+
+def test_gnn_extrapolator(data):
+    train, _, mf = data
+    r = run(train, mf, subset_frac=0.25, extrapolator="gnn", extrapolator_kwargs=dict(epochs=10, hidden=(16, 8)))
+    assert r.extrapolator == "gnn" and r.scores.shape == (400,) and np.isfinite(r.scores).all()
+    np.testing.assert_allclose(r.scores[r.subset_idx], dual(r.dynamics, T=4, window=2))
+    assert r.timings["extrapolate"] > 0 and (0 <= r.p_mean).all() and (r.p_mean <= 1).all()
