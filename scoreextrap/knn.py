@@ -7,14 +7,14 @@ Docs: https://scoreextrap.github.io/scoreextrap/knn.html.md"""
 # %% auto #0
 __all__ = ['INDEXES', 'METRICS', 'WEIGHTINGS', 'build_index', 'search', 'neighbour_weights', 'KNNExtrapolator', 'knn_extrapolate']
 
-# %% ../nbs/05_knn.ipynb #2defdcfd
+# %% ../nbs/05_knn.ipynb #587cc97c
 import math
 import numpy as np
 import faiss
 
 from .metrics import _as_scores, _check_subset_idx
 
-# %% ../nbs/05_knn.ipynb #cf3a8bb8
+# %% ../nbs/05_knn.ipynb #ea8c3f7d
 INDEXES = ("flat", "ivf", "hnsw")
 METRICS = ("l2", "cosine")
 _INDEX_OPTIONS = {"flat": set(), "ivf": {"nlist", "nprobe", "niter", "train_size"}, "hnsw": {"M", "ef_construction", "ef_search"}}
@@ -81,7 +81,7 @@ def search(ix:faiss.Index, # an index from `build_index`
     D = 1 - D if cosine else np.sqrt(np.maximum(D, 0))  # IP similarity -> cosine distance; squared L2 -> L2
     return np.maximum(D, 0), I
 
-# %% ../nbs/05_knn.ipynb #9ce6ef9d
+# %% ../nbs/05_knn.ipynb #da2b9a2c
 WEIGHTINGS = ("mean", "softmax")
 
 def neighbour_weights(dist, # distances to the k neighbours [q, k]
@@ -97,7 +97,7 @@ def neighbour_weights(dist, # distances to the k neighbours [q, k]
     w = np.exp(z)
     return w / w.sum(1, keepdims=True)
 
-# %% ../nbs/05_knn.ipynb #17f4b89f
+# %% ../nbs/05_knn.ipynb #7f29af18
 class KNNExtrapolator:
     "Predict scores from the k nearest fitted samples (faiss search; mean or softmax(-distance) weights)."
     def __init__(self,
@@ -135,7 +135,7 @@ class KNNExtrapolator:
         D, I = self.kneighbors(embeddings)
         return (neighbour_weights(D, self.weighting, self.temperature) * self.scores_[I]).sum(1)
 
-# %% ../nbs/05_knn.ipynb #4a6afaef
+# %% ../nbs/05_knn.ipynb #db8fbd58
 def knn_extrapolate(embeddings, # embeddings of all N samples [N, d], e.g. from `models.embed`
                     subset_idx, # dataset indices of the trained subset [m]
                     subset_scores, # scores of the subset, in the order of `subset_idx` [m]
