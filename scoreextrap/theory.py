@@ -8,14 +8,14 @@ Docs: https://scoreextrap.github.io/scoreextrap/theory.html.md"""
 __all__ = ['KEEP_POLICIES', 'teacher_data', 'probe', 'prune_by_margin', 'max_margin_student', 'test_error', 'simulate_perceptron',
            'TheoryResult', 'perceptron_theory']
 
-# %% ../nbs/09_theory.ipynb #5e95beac
+# %% ../nbs/09_theory.ipynb #63b0003b
 import functools, math
 from typing import NamedTuple
 
 import numpy as np
 from scipy import optimize, special
 
-# %% ../nbs/09_theory.ipynb #ca9c66dc
+# %% ../nbs/09_theory.ipynb #6f392c30
 KEEP_POLICIES = ("hard", "easy", "random")
 
 def _check(f=None, alpha_tot=None, keep=None, theta=None):
@@ -28,7 +28,7 @@ def _check(f=None, alpha_tot=None, keep=None, theta=None):
     if theta is not None and not (0 <= theta < np.pi / 2):
         raise ValueError(f"theta (probe angle, radians) must be in [0, pi/2), got {theta}")
 
-# %% ../nbs/09_theory.ipynb #62a5384d
+# %% ../nbs/09_theory.ipynb #52379d06
 def teacher_data(n_dim:int, # N, input dimension
                  alpha_tot:float, # examples per dimension: P = round(alpha_tot * N)
                  seed:int=0):
@@ -41,7 +41,7 @@ def teacher_data(n_dim:int, # N, input dimension
     y = np.where(X @ teacher >= 0, 1.0, -1.0)
     return X, y, teacher
 
-# %% ../nbs/09_theory.ipynb #48d567f5
+# %% ../nbs/09_theory.ipynb #93ca0456
 def probe(teacher, # [N] teacher direction (any norm)
           theta:float=0.0, # angle to the teacher in radians, [0, pi/2); 0 = perfect metric
           seed:int=0): # picks the random direction orthogonal to the teacher
@@ -52,7 +52,7 @@ def probe(teacher, # [N] teacher direction (any norm)
     v -= (v @ t) * t; v /= np.linalg.norm(v)
     return np.cos(theta) * t + np.sin(theta) * v
 
-# %% ../nbs/09_theory.ipynb #f473178e
+# %% ../nbs/09_theory.ipynb #bbbab2d8
 def prune_by_margin(X, # inputs [P, N]
                     probe, # [N] unit probe direction (the pruning metric)
                     f:float, # fraction kept, in (0, 1]
@@ -66,7 +66,7 @@ def prune_by_margin(X, # inputs [P, N]
     order = np.argsort(m, kind="stable")
     return np.sort(order[:k] if keep == "hard" else order[len(m) - k:])
 
-# %% ../nbs/09_theory.ipynb #b4f9ccaf
+# %% ../nbs/09_theory.ipynb #45e83a62
 def _ldp(G):
     "min |w| subject to G w >= 1 via one NNLS (least-distance programming); returns (w, dual a)."
     E = np.vstack([G.T, np.ones(len(G))])
@@ -86,7 +86,7 @@ def _dual_lbfgsb(G, gtol=1e-9):
                             options=dict(maxiter=100_000, maxfun=200_000, ftol=0.0, gtol=gtol, maxcor=20))
     return res.x @ G, res.x
 
-# %% ../nbs/09_theory.ipynb #16f2c468
+# %% ../nbs/09_theory.ipynb #7dd2f69b
 def max_margin_student(X, # kept inputs [P, N]
                        y, # their labels in {-1, +1} [P]
                        method:str="nnls", # "nnls" (exact active set, fast) or "lbfgsb" (dual with bounds)
@@ -100,7 +100,7 @@ def max_margin_student(X, # kept inputs [P, N]
     w, a = _ldp(G) if method == "nnls" else _dual_lbfgsb(G)
     return (w, a) if return_dual else w
 
-# %% ../nbs/09_theory.ipynb #9c611dd5
+# %% ../nbs/09_theory.ipynb #4ccc22f7
 def test_error(student, # [N] student weights (any norm)
                teacher): # [N] teacher weights (any norm)
     "Generalisation error on fresh Gaussian inputs: the angle between student and teacher over pi, `arccos(R)/pi`."
@@ -110,7 +110,7 @@ def test_error(student, # [N] student weights (any norm)
 
 test_error.__test__ = False  # a name pytest would otherwise collect after `from scoreextrap.theory import *`
 
-# %% ../nbs/09_theory.ipynb #b26830d3
+# %% ../nbs/09_theory.ipynb #6d6b249c
 def simulate_perceptron(n_dim:int, # N, input dimension (>= 400 for agreement with the N -> infinity theory)
                         alpha_tot:float, # examples per dimension before pruning
                         f:float, # fraction kept, in (0, 1]
@@ -124,7 +124,7 @@ def simulate_perceptron(n_dim:int, # N, input dimension (>= 400 for agreement wi
     idx = prune_by_margin(X, probe(t, theta, seed + 1), f, keep, seed + 2)
     return test_error(max_margin_student(X[idx], y[idx], method=method), t)
 
-# %% ../nbs/09_theory.ipynb #a8ab9b86
+# %% ../nbs/09_theory.ipynb #c3d90c6b
 _XG, _WG = np.polynomial.legendre.leggauss(16)  # nodes per panel along the integration line
 _XZ, _WZ = np.polynomial.legendre.leggauss(24)  # nodes per panel along the probe field z (theta > 0)
 _ZMAX = 9.0  # Gaussian tails beyond 9 sd are below 1e-18
@@ -160,7 +160,7 @@ def _panels(bps, lo, hi):
     w = 0.5 * (a1 - a0) * _WG
     return x.reshape(x.shape[:-2] + (-1,)), w.reshape(w.shape[:-2] + (-1,))
 
-# %% ../nbs/09_theory.ipynb #619f39f5
+# %% ../nbs/09_theory.ipynb #b33bf96e
 def _A1(R, kappa, alpha, lo, hi, wt, deriv=False):
     "theta = 0: A(R; kappa) (or dA/dkappa), vectorised over R."
     R = np.asarray(R, dtype=np.float64)[..., None]; sig = np.sqrt(np.maximum(1 - R * R, 0))
@@ -190,7 +190,7 @@ def _theory0(alpha, f, keep):
     R = _max_R(kappa, alpha, lo, hi, wt)[1]
     return TheoryResult(float(np.arccos(R) / np.pi), R, R, float(kappa))
 
-# %% ../nbs/09_theory.ipynb #6fbdb7b2
+# %% ../nbs/09_theory.ipynb #07af5646
 def _A2(r, psi, kappa, alpha, theta, lo, hi, wt, deriv=False):
     "theta > 0: A (or dA/dkappa) at R = r cos(psi), rho = r cos(psi - theta), vectorised over r, psi."
     r, psi = np.broadcast_arrays(np.asarray(r, dtype=np.float64), np.asarray(psi, dtype=np.float64))
@@ -251,7 +251,7 @@ def _theory2(alpha, f, keep, theta):
     R, rho = r * math.cos(psi), r * math.cos(psi - theta)
     return TheoryResult(float(np.arccos(R) / np.pi), float(R), float(rho), float(kappa))
 
-# %% ../nbs/09_theory.ipynb #a440f74d
+# %% ../nbs/09_theory.ipynb #2f20d64d
 def perceptron_theory(alpha_tot:float, # examples per dimension before pruning
                       f:float, # fraction kept, in (0, 1]
                       keep:str="hard", # "hard", "easy" or "random"
