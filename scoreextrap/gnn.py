@@ -7,7 +7,7 @@ Docs: https://scoreextrap.github.io/scoreextrap/gnn.html.md"""
 # %% auto #0
 __all__ = ['knn_graph', 'GCNRegressor', 'neighbor_loader_available', 'sample_fanin', 'gnn_extrapolate']
 
-# %% ../nbs/06_gnn.ipynb #b5786523
+# %% ../nbs/06_gnn.ipynb #4a089927
 import time, warnings
 import numpy as np
 import pandas as pd
@@ -23,7 +23,7 @@ with warnings.catch_warnings():  # torch-geometric's import triggers torch's tor
 from .knn import build_index, search, _as_embeddings
 from .metrics import _as_scores, _check_subset_idx
 
-# %% ../nbs/06_gnn.ipynb #a5ce6e6e
+# %% ../nbs/06_gnn.ipynb #db848c0a
 def knn_graph(embeddings, # node embeddings [N, d]
               k:int=10, # neighbours per node (self excluded)
               metric:str="l2", # "l2" or "cosine" (see `knn.build_index`)
@@ -42,7 +42,7 @@ def knn_graph(embeddings, # node embeddings [N, d]
     edge_index = torch.stack([torch.from_numpy(nbr.reshape(-1)), torch.arange(n).repeat_interleave(k)])
     return edge_index, torch.from_numpy(dist.reshape(-1)), nbr
 
-# %% ../nbs/06_gnn.ipynb #37790c40
+# %% ../nbs/06_gnn.ipynb #14ffa1f5
 class GCNRegressor(nn.Module):
     "GCN that maps node features to one score per node: GCNConv layers with ReLU and dropout between them."
     def __init__(self,
@@ -60,7 +60,7 @@ class GCNRegressor(nn.Module):
             if i < len(self.convs) - 1: x = F.dropout(F.relu(x), self.dropout, self.training)
         return x[:, 0]
 
-# %% ../nbs/06_gnn.ipynb #c747b5ca
+# %% ../nbs/06_gnn.ipynb #c3226d4b
 def neighbor_loader_available() -> bool:
     "True when PyG's `NeighborLoader` can run (pyg-lib or torch-sparse importable)."
     return bool(pyg_typing.WITH_PYG_LIB or pyg_typing.WITH_TORCH_SPARSE)
@@ -88,7 +88,7 @@ def sample_fanin(nbr:np.ndarray, # neighbour table [N, k] from `knn_graph`
     src, dst = np.concatenate(src), np.concatenate(dst)
     return np.asarray(nodes, np.int64), np.stack([remap(src), remap(dst)]), np.concatenate(ed)
 
-# %% ../nbs/06_gnn.ipynb #404b8554
+# %% ../nbs/06_gnn.ipynb #763833b6
 def _default_device(): return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 def _pearson(a:torch.Tensor, b:torch.Tensor) -> float:
