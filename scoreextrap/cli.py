@@ -8,7 +8,7 @@ Docs: https://scoreextrap.github.io/scoreextrap/cli.html.md"""
 __all__ = ['SCORES_FORMAT', 'DEMO_SIZES', 'cli_dataset', 'save_scores', 'load_scores', 'score_cmd', 'prune_cmd', 'demo',
            'print_demo', 'main']
 
-# %% ../nbs/10_cli.ipynb #7c36d66e
+# %% ../nbs/10_cli.ipynb #29711714
 import argparse, os, sys, time
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from .pipeline import ScoreResult, plot_pruning, pruning_experiment, score_datas
 from .sampling import SAMPLERS, select
 from .scores import DYNAMICS_SCORERS
 
-# %% ../nbs/10_cli.ipynb #aab77d8f
+# %% ../nbs/10_cli.ipynb #4b84848b
 def cli_dataset(name:str, # a name in `DATASETS`
                 n:int|None=None, # keep only the first n training samples (synthetic: generate n)
                 train:bool=True, # training split (else test split)
@@ -36,7 +36,7 @@ def cli_dataset(name:str, # a name in `DATASETS`
     if n is not None and n < len(ds): ds = ds.subset(np.arange(n))
     return ds
 
-# %% ../nbs/10_cli.ipynb #1fde45c1
+# %% ../nbs/10_cli.ipynb #cd18cdbc
 SCORES_FORMAT = 1
 
 def save_scores(path, # destination .npz
@@ -65,7 +65,7 @@ def load_scores(path) -> dict:
     out["timings"] = dict(zip(out.pop("timing_names", []).tolist(), out.pop("timing_seconds", []).tolist()))
     return out
 
-# %% ../nbs/10_cli.ipynb #0ca99e97
+# %% ../nbs/10_cli.ipynb #00d302c6
 def score_cmd(dataset:str="fashion_mnist", # dataset name
               out="scores.npz", # output scores file
               scorer:str="dual", # a name in `DYNAMICS_SCORERS`
@@ -92,7 +92,7 @@ def score_cmd(dataset:str="fashion_mnist", # dataset name
                 subset_frac=np.float64(np.nan if subset_frac is None else subset_frac))
     return load_scores(out)
 
-# %% ../nbs/10_cli.ipynb #2cf3cd88
+# %% ../nbs/10_cli.ipynb #5cf41bc6
 def prune_cmd(scores, # scores file from `scoreextrap score`
               keep_frac:float, # fraction of the dataset kept, in (0, 1]
               out="keep.npy", # output: sorted int64 dataset indices to keep
@@ -126,7 +126,7 @@ def prune_cmd(scores, # scores file from `scoreextrap score`
     atomic_write(out, lambda fh: np.save(fh, keep))
     return keep
 
-# %% ../nbs/10_cli.ipynb #42597426
+# %% ../nbs/10_cli.ipynb #d237e618
 DEMO_SIZES = dict(full=dict(n=30_000, n_test=None, epochs=10, T=10, window=5, retrain_epochs=2),
                   quick=dict(n=2000, n_test=2000, epochs=6, T=6, window=3, retrain_epochs=1))
 
@@ -180,7 +180,7 @@ def print_demo(out:dict, plot=None):
     if plot is not None: print(f"\nplot saved to {plot}")
     print(f"total time: {out['seconds']:.0f} s")
 
-# %% ../nbs/10_cli.ipynb #48fab527
+# %% ../nbs/10_cli.ipynb #de402b88
 def _keep_frac(s):
     try: f = float(s)
     except ValueError: raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {s!r}")
@@ -230,7 +230,7 @@ def _parser() -> argparse.ArgumentParser:
                        description="Fashion-MNIST on a CPU: DUAL from a 10%% subset extrapolated by kNN vs DUAL from a full-data run, "
                                    "then retraining SmallCNN on what random, full DUAL + Beta and extrapolated DUAL + Beta sampling keep "
                                    "at keep_frac 0.3/0.5/0.7. Prints the scoring cost, Spearman and accuracies; saves a plot. "
-                                   "Demo sizes (to fit 10 minutes on 2 CPU cores): the first 30 000 training images, 10 recorded epochs, DUAL with "
+                                   "Demo sizes (aimed at about 10 minutes on an idle 2-core CPU): the first 30 000 training images, 10 recorded epochs, DUAL with "
                                    "T=10 and window J=5, 2 retraining epochs at every keep_frac, 1 seed. The DUAL paper: T=30, J=10, "
                                    "ResNet-18 on CIFAR, 200 retraining epochs. --quick: 2 000 train/test images, 6 epochs (T=6, J=3), "
                                    "1 retraining epoch (about a minute; a smoke test whose numbers mean little).")
