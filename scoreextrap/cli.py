@@ -8,7 +8,7 @@ Docs: https://scoreextrap.github.io/scoreextrap/cli.html.md"""
 __all__ = ['SCORES_FORMAT', 'DEMO_SIZES', 'cli_dataset', 'save_scores', 'load_scores', 'score_cmd', 'prune_cmd', 'demo',
            'print_demo', 'main']
 
-# %% ../nbs/10_cli.ipynb #29711714
+# %% ../nbs/10_cli.ipynb #db47f584
 import argparse, os, sys, time
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from .pipeline import ScoreResult, plot_pruning, pruning_experiment, score_datas
 from .sampling import SAMPLERS, select
 from .scores import DYNAMICS_SCORERS
 
-# %% ../nbs/10_cli.ipynb #4b84848b
+# %% ../nbs/10_cli.ipynb #6f6dace6
 def cli_dataset(name:str, # a name in `DATASETS`
                 n:int|None=None, # keep only the first n training samples (synthetic: generate n)
                 train:bool=True, # training split (else test split)
@@ -36,7 +36,7 @@ def cli_dataset(name:str, # a name in `DATASETS`
     if n is not None and n < len(ds): ds = ds.subset(np.arange(n))
     return ds
 
-# %% ../nbs/10_cli.ipynb #cd18cdbc
+# %% ../nbs/10_cli.ipynb #4f647593
 SCORES_FORMAT = 1
 
 def save_scores(path, # destination .npz
@@ -65,7 +65,7 @@ def load_scores(path) -> dict:
     out["timings"] = dict(zip(out.pop("timing_names", []).tolist(), out.pop("timing_seconds", []).tolist()))
     return out
 
-# %% ../nbs/10_cli.ipynb #00d302c6
+# %% ../nbs/10_cli.ipynb #545b664e
 def score_cmd(dataset:str="fashion_mnist", # dataset name
               out="scores.npz", # output scores file
               scorer:str="dual", # a name in `DYNAMICS_SCORERS`
@@ -92,7 +92,7 @@ def score_cmd(dataset:str="fashion_mnist", # dataset name
                 subset_frac=np.float64(np.nan if subset_frac is None else subset_frac))
     return load_scores(out)
 
-# %% ../nbs/10_cli.ipynb #5cf41bc6
+# %% ../nbs/10_cli.ipynb #0e0649bd
 def prune_cmd(scores, # scores file from `scoreextrap score`
               keep_frac:float, # fraction of the dataset kept, in (0, 1]
               out="keep.npy", # output: sorted int64 dataset indices to keep
@@ -126,13 +126,13 @@ def prune_cmd(scores, # scores file from `scoreextrap score`
     atomic_write(out, lambda fh: np.save(fh, keep))
     return keep
 
-# %% ../nbs/10_cli.ipynb #d237e618
-DEMO_SIZES = dict(full=dict(n=30_000, n_test=None, epochs=10, T=10, window=5, retrain_epochs=2),
+# %% ../nbs/10_cli.ipynb #d4b1e9e8
+DEMO_SIZES = dict(full=dict(n=20_000, n_test=None, epochs=8, T=8, window=4, retrain_epochs=2),
                   quick=dict(n=2000, n_test=2000, epochs=6, T=6, window=3, retrain_epochs=1))
 
-def demo(n:int|None=30_000, # training images: the first n (None: all 60 000)
-         epochs:int=10, # epochs recorded for DUAL (T = epochs)
-         window:int=5, # DUAL window J
+def demo(n:int|None=20_000, # training images: the first n (None: all 60 000)
+         epochs:int=8, # epochs recorded for DUAL (T = epochs)
+         window:int=4, # DUAL window J
          subset_frac:float=0.1, # fraction trained for extrapolation
          k:int=20, # kNN neighbours
          retrain_epochs:int=2, # retraining epochs at every keep_frac
@@ -180,7 +180,7 @@ def print_demo(out:dict, plot=None):
     if plot is not None: print(f"\nplot saved to {plot}")
     print(f"total time: {out['seconds']:.0f} s")
 
-# %% ../nbs/10_cli.ipynb #de402b88
+# %% ../nbs/10_cli.ipynb #89970d0a
 def _keep_frac(s):
     try: f = float(s)
     except ValueError: raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {s!r}")
@@ -230,14 +230,14 @@ def _parser() -> argparse.ArgumentParser:
                        description="Fashion-MNIST on a CPU: DUAL from a 10%% subset extrapolated by kNN vs DUAL from a full-data run, "
                                    "then retraining SmallCNN on what random, full DUAL + Beta and extrapolated DUAL + Beta sampling keep "
                                    "at keep_frac 0.3/0.5/0.7. Prints the scoring cost, Spearman and accuracies; saves a plot. "
-                                   "Demo sizes (aimed at about 10 minutes on an idle 2-core CPU): the first 30 000 training images, 10 recorded epochs, DUAL with "
-                                   "T=10 and window J=5, 2 retraining epochs at every keep_frac, 1 seed. The DUAL paper: T=30, J=10, "
+                                   "Demo sizes (aimed at about 10 minutes on an idle 2-core CPU): the first 20 000 training images, 8 recorded epochs, DUAL with "
+                                   "T=8 and window J=4, 2 retraining epochs at every keep_frac, 1 seed. The DUAL paper: T=30, J=10, "
                                    "ResNet-18 on CIFAR, 200 retraining epochs. --quick: 2 000 train/test images, 6 epochs (T=6, J=3), "
                                    "1 retraining epoch (about a minute; a smoke test whose numbers mean little).")
     d.add_argument("--quick", action="store_true", help="a one-minute smoke test on 2 000 images")
-    d.add_argument("--n", type=int, default=None, help="training images, the first n (default: 30000; all: 60000; --quick: 2000)")
-    d.add_argument("--epochs", type=int, default=None, help="recorded epochs = DUAL's T (default: 10; --quick: 6)")
-    d.add_argument("--window", type=int, default=None, help="DUAL window J (default: 5; --quick: 3)")
+    d.add_argument("--n", type=int, default=None, help="training images, the first n (default: 20000; all: 60000; --quick: 2000)")
+    d.add_argument("--epochs", type=int, default=None, help="recorded epochs = DUAL's T (default: 8; --quick: 6)")
+    d.add_argument("--window", type=int, default=None, help="DUAL window J (default: 4; --quick: 3)")
     d.add_argument("--subset-frac", type=_subset_frac, default=0.1, help="fraction trained for extrapolation (default: 0.1)")
     d.add_argument("--retrain-epochs", type=int, default=None, help="retraining epochs at every keep_frac (default: 2; --quick: 1)")
     d.add_argument("--seeds", type=int, default=1, help="number of retraining seeds (default: 1)")
