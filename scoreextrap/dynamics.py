@@ -20,7 +20,7 @@ from torch import nn
 from fastcore.basics import patch
 
 from .data import IndexedDataset, make_loader, progress_bar
-from .models import default_device
+from .models import default_device, inference_batch_size
 
 # %% ../nbs/02_dynamics.ipynb #7993d822
 FIELDS = ("p_true", "loss", "correct", "margin", "el2n", "entropy", "kd")
@@ -180,9 +180,10 @@ def dynamics(self:DynamicsRecorder) -> Dynamics:
 
 # %% ../nbs/02_dynamics.ipynb #8f038739
 @torch.no_grad()
-def evaluate(model:nn.Module, dataset, batch_size:int=512, device=None) -> dict:
+def evaluate(model:nn.Module, dataset, batch_size:int|None=None, device=None) -> dict:
     "Mean cross-entropy and accuracy of `model` on `dataset`, in eval mode."
     device = torch.device(device) if device is not None else next(model.parameters()).device
+    batch_size = batch_size or inference_batch_size(device)
     was_training, total_loss, n_correct = model.training, 0.0, 0
     model.eval()
     for x, y, _ in make_loader(dataset if isinstance(dataset, IndexedDataset) else IndexedDataset(dataset), batch_size=batch_size):
@@ -227,6 +228,7 @@ def fit(model:nn.Module,
         momentum:float=0.9,
         weight_decay:float=5e-4,
         schedule:str|None="cosine", # "cosine" (per step, to 0 at the end) or None (constant)
+        schedule_epochs:int|None=None, # length of the schedule in epochs (default `epochs`); longer stops early on it, as DUAL's T=30 of 200
         recorder:DynamicsRecorder|None=None, # receives every training batch's logits
         test_ds=None, # evaluated after every epoch when given
         augment=None, # batched callable applied to x on the device, e.g. `crop_flip`
@@ -245,8 +247,11 @@ def fit(model:nn.Module,
     model.to(device)
     opt = _make_optimizer(model, optimizer, lr, momentum, weight_decay)
     steps_per_epoch = len(make_loader(ds, batch_size))
-    sched = _make_schedule(opt, schedule, epochs * steps_per_epoch)
-    config = dict(n_samples=len(ds), epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=str(schedule), seed=seed)
+    schedule_epochs = epochs if schedule_epochs is None else schedule_epochs
+    if schedule_epochs < epochs: raise ValueError(f"schedule_epochs={schedule_epochs} is shorter than epochs={epochs}; pass schedule_epochs >= epochs")
+    sched = _make_schedule(opt, schedule, schedule_epochs * steps_per_epoch)
+    config = dict(n_samples=len(ds), epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=str(schedule),
+                  schedule_epochs=schedule_epochs, seed=seed)
     history, start, ckpt = [], 0, None
     if checkpoint_dir is not None:
         ckpt = Path(checkpoint_dir) / "checkpoint.pt"; ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -277,7 +282,8 @@ def fit(model:nn.Module,
             if recorder is not None: recorder.update(idx, logits, y)
             loss_sum += loss.detach() * len(y); n_correct += (logits.detach().argmax(1) == y).sum()
         if recorder is not None: recorder.end_epoch()
-        row = dict(epoch=epoch, train_loss=loss_sum.item() / len(ds), train_acc=n_correct.item() / len(ds), seconds=time.perf_counter() - t0)
+        row = dict(epoch=epoch, train_loss=loss_sum.item() / len(ds), train_acc=n_correct.item() / len(ds), lr=opt.param_groups[0]["lr"],
+                   seconds=time.perf_counter() - t0)
         if test_ds is not None: row.update({f"test_{k}": v for k, v in evaluate(model, test_ds, device=device).items()})
         history.append(row)
         bar.set_postfix({k: round(v, 4) for k, v in row.items() if k in ("train_loss", "test_acc")})
