@@ -56,6 +56,13 @@ def test_no_error_outputs_or_local_paths():
                     assert local not in text, f"{p.name}: output shows the local path {local!r} in cell {c.source[:60]!r}"
 
 
+def test_sidebar_lists_every_page_and_only_existing_ones():
+    listed = re.findall(r"(?:-|href:)\s+(\S+\.ipynb)", (NBS / "sidebar.yml").read_text())
+    assert sorted(listed) == sorted(p.relative_to(NBS).as_posix() for p in NOTEBOOKS)
+    tutorials = (NBS / "sidebar.yml").read_text().split("section: Tutorials")[1].split("section:")[0]
+    assert "tutorials/fashion_mnist.ipynb" in tutorials and "tutorials/cifar10_colab.ipynb" in tutorials and "09_theory.ipynb" in tutorials
+
+
 def test_imports_stand_in_their_own_cells():
     "The docs build executes every cell that imports something; such a cell must not also compute (the Colab cell excepted)."
     for p in NOTEBOOKS:
@@ -112,3 +119,26 @@ def test_site_processes_and_renders_to_html(tmp_path):
             where = documented if callable(getattr(m, name)) else documented + prose
             if not re.search(rf"\b{re.escape(name)}\b", where): missing.append(f"{mod.stem}.{name}")
     assert not missing, f"public names without documentation: {missing}"
+
+
+def _undemonstrated(p):
+    "(notebook, name) for each public function/class of an `#| export` cell not used in the code cells before the next `#| export` cell."
+    cells = _cells(p, "code")
+    missing = []
+    for i, c in enumerate(cells):
+        if not c.source.startswith("#| export"): continue
+        try: tree = ast.parse("\n".join(l for l in c.source.splitlines() if not l.startswith("#|")))
+        except SyntaxError: continue
+        names = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_")]
+        demo = ""
+        for d in cells[i + 1:]:
+            if d.source.startswith("#| export"): break
+            demo += d.source + "\n"
+        missing += [(p.name, n) for n in names if not re.search(rf"\b{re.escape(n)}\b", demo)]
+    return missing
+
+
+def test_every_exported_definition_is_demonstrated_after_its_show_doc():
+    "nbdev renders a `show_doc` after each export cell; the code cells that follow it must use every public name it defines."
+    missing = [m for p in sorted(NBS.glob("[0-9]*.ipynb")) for m in _undemonstrated(p)]
+    assert not missing, f"exported definitions without a demonstrating cell after them: {missing}"
