@@ -9,10 +9,13 @@ its full time is extrapolated from that sample and reported as such).
 
 Usage (from the repo root; prints everything, keep it as bench/knn_speed.log):
     nice -n 5 .venv/bin/python bench/knn_speed.py | tee bench/knn_speed.log
+Part A's ratios are merged into bench/results.json under "knn_speedup" (full sizes only).
 Wall times depend on other jobs on the machine; CPU seconds (all threads, time.process_time) are printed beside them.
     .venv/bin/python bench/knn_speed.py --quick      # small sizes, a smoke test
 """
-import argparse, gc, os, platform, time
+import argparse, gc, json, os, platform, time
+from datetime import date
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -57,6 +60,7 @@ def part_a(n, d, m, k, repeats, seed=0):
     sc = rng.random(m)
     rest = np.setdiff1d(np.arange(n), sub)
     print(f"\n== Part A: exact kNN extrapolation, N={n:,}, d={d}, subset m={m:,}, k={k} ==")
+    out = dict(n=n, d=d, m=m, k=k, repeats=repeats)
     for weighting in ("mean", "softmax"):
         tf, tb, ratios, cf, cb = [], [], [], [], []
         for r in range(repeats):
@@ -81,6 +85,9 @@ def part_a(n, d, m, k, repeats, seed=0):
         print(f"[{weighting:7s}] identical neighbour sets: {same_rows:.5f} of {len(rest):,} queries; "
               f"max |score diff| {np.abs(pf - pb).max():.2e}; scores allclose(1e-6): {np.allclose(pf, pb, atol=1e-6)}; "
               f"rows that differ: max float64 distance gap between the two neighbour lists {gap:.1e} (float32 ties)")
+        out[weighting] = dict(wall_ratio_median=float(np.median(ratios)), wall_ratios=[float(x) for x in ratios],
+                              cpu_ratio=float(np.median(cb) / np.median(cf)), identical_neighbour_rows=float(same_rows))
+    return out
 
 
 def make_clustered(n, d=512, n_clusters=1000, latent=8, seed=0, block=100_000):
@@ -141,7 +148,14 @@ if __name__ == "__main__":
         part_a(5_000, 32, 500, 20, 3)
         if not a.skip_b: part_b(50_000, 5_000, 20, 2_000, [("ivf (defaults)", "ivf", {}), ("hnsw (defaults)", "hnsw", {})])
     else:
-        part_a(60_000, 128, 6_000, 20, a.repeats)    # Fashion-MNIST-sized: SmallCNN features, 10% subset
+        res = part_a(60_000, 128, 6_000, 20, a.repeats)    # Fashion-MNIST-sized: SmallCNN features, 10% subset
+        res.update(median=res["mean"]["wall_ratio_median"], baseline="torch.cdist + topk (exact, blocks of 4096 queries)",
+                   machine=f"{platform.machine()}, {os.cpu_count()} cores, faiss {faiss.__version__}, load average {os.getloadavg()[0]:.1f}",
+                   date=str(date.today()))
+        out = Path(__file__).with_name("results.json")
+        results = json.loads(out.read_text()) if out.exists() else {}
+        results["knn_speedup"] = res
+        out.write_text(json.dumps(results, indent=2) + "\n")
         if a.large: part_a(200_000, 512, 20_000, 20, 3)  # larger, ResNet-sized features
         if not a.skip_b:
             part_b(1_000_000, 100_000, 20, 10_000, [
