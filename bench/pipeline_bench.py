@@ -44,6 +44,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=3, help="retraining seeds")
     ap.add_argument("--keep-fracs", type=float, nargs="+", default=[0.3, 0.5, 0.7])
     ap.add_argument("--no-retrain", action="store_true", help="measure cost and rank quality only; keep the stored acc")
+    ap.add_argument("--suffix", default="", help="appended to the results.json keys of cost and rank quality (another configuration)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes; prints only")
     a = ap.parse_args()
     if a.quick: a.n, a.epochs, a.window, a.retrain_epochs, a.seeds, a.score_seeds = 2000, 4, 2, 1, 2, 2
@@ -79,9 +80,11 @@ def main():
     out = HERE / "results.json"
     results = json.loads(out.read_text()) if out.exists() else {}
     if not a.quick:
-        results.update(cost_ratio=dict(median=statistics.median(ratios), per_seed=ratios, cpu_median=statistics.median(cpu_ratios), cpu_per_seed=cpu_ratios),
-                       rank_quality_ratio=dict(median=statistics.median(quality), per_seed=quality, spearman_extrapolated=agree, spearman_ceiling=ceil),
-                       scoring_bench=settings)
+        results.update({"cost_ratio" + a.suffix: dict(median=statistics.median(ratios), per_seed=ratios, cpu_median=statistics.median(cpu_ratios),
+                                                      cpu_per_seed=cpu_ratios),
+                        "rank_quality_ratio" + a.suffix: dict(median=statistics.median(quality), per_seed=quality, spearman_extrapolated=agree,
+                                                              spearman_ceiling=ceil),
+                        "scoring_bench" + a.suffix: settings})
         out.write_text(json.dumps(results, indent=2) + "\n")
     if a.no_retrain: return
 
