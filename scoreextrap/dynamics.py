@@ -180,7 +180,11 @@ def dynamics(self:DynamicsRecorder) -> Dynamics:
 
 # %% ../nbs/02_dynamics.ipynb #8f038739
 @torch.no_grad()
-def evaluate(model:nn.Module, dataset, batch_size:int|None=None, device=None) -> dict:
+def evaluate(model:nn.Module, # a classifier returning logits
+             dataset, # items (x, y) or (x, y, idx)
+             batch_size:int|None=None, # default: `inference_batch_size(device)`
+             device=None, # default: the device of the model's parameters
+            ) -> dict:
     "Mean cross-entropy and accuracy of `model` on `dataset`, in eval mode."
     device = torch.device(device) if device is not None else next(model.parameters()).device
     batch_size = batch_size or inference_batch_size(device)
