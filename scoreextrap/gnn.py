@@ -21,7 +21,9 @@ with warnings.catch_warnings():  # torch-geometric's import triggers torch's tor
     import torch_geometric.typing as pyg_typing
 
 from .knn import build_index, search, _as_embeddings
-from .metrics import _as_scores, _check_subset_idx
+from .models import default_device
+from .metrics import _check_subset_idx
+from .sampling import _check_scores
 
 # %% ../nbs/06_gnn.ipynb #db848c0a
 def knn_graph(embeddings, # node embeddings [N, d]
@@ -89,8 +91,6 @@ def sample_fanin(nbr:np.ndarray, # neighbour table [N, k] from `knn_graph`
     return np.asarray(nodes, np.int64), np.stack([remap(src), remap(dst)]), np.concatenate(ed)
 
 # %% ../nbs/06_gnn.ipynb #763833b6
-def _default_device(): return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
 def _pearson(a:torch.Tensor, b:torch.Tensor) -> float:
     a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
     den = (a.norm() * b.norm()).item()
@@ -114,13 +114,13 @@ def gnn_extrapolate(embeddings, # embeddings of all N samples [N, d]
                     standardize:bool=True, # z-score the embedding features and the target scores
                     metric:str="l2", # kNN metric ("l2" or "cosine")
                     graph=None, # a precomputed `knn_graph(embeddings, k, metric)` result, to reuse across calls
-                    device=None, # default: CUDA when available
+                    device=None, # default: `models.default_device()`
                     return_history:bool=False, # also return a per-epoch DataFrame (loss, val Pearson, seconds)
                    ):
     "Scores for all N samples (float64): the subset keeps `subset_scores`, the rest get the GCN's predictions at the best validation epoch."
     x = _as_embeddings(embeddings, "embeddings"); n = len(x)
     s_idx = _check_subset_idx(subset_idx, n)
-    s = _as_scores(subset_scores, "subset_scores")
+    s = _check_scores(subset_scores, "subset_scores")
     if len(s) != len(s_idx): raise ValueError(f"subset_scores has {len(s)} values but subset_idx has {len(s_idx)}")
     if not 0 <= val_frac < 1: raise ValueError(f"val_frac must be in [0, 1), got {val_frac}")
     n_val = int(round(val_frac * len(s_idx)))
@@ -153,7 +153,7 @@ def gnn_extrapolate(embeddings, # embeddings of all N samples [N, d]
     target[torch.from_numpy(s_idx)] = torch.from_numpy((s - mu) / sd).float()
     tr_nodes, val_nodes = torch.from_numpy(s_idx[tr_pos]), torch.from_numpy(s_idx[val_pos])
 
-    dev = torch.device(device) if device is not None else _default_device()
+    dev = torch.device(device) if device is not None else default_device()
     model = GCNRegressor(feat.shape[1], hidden, dropout).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     full = (feat.to(dev), edge_index.to(dev), edge_weight.to(dev))

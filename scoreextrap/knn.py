@@ -12,7 +12,8 @@ import math
 import numpy as np
 import faiss
 
-from .metrics import _as_scores, _check_subset_idx
+from .metrics import _check_subset_idx
+from .sampling import _check_scores
 
 # %% ../nbs/05_knn.ipynb #ea8c3f7d
 INDEXES = ("flat", "ivf", "hnsw")
@@ -118,7 +119,7 @@ class KNNExtrapolator:
             scores): # their scores [m]
         "Index the scored samples."
         x = _as_embeddings(embeddings, "embeddings")
-        s = _as_scores(scores, "scores")
+        s = _check_scores(scores, "scores")
         if len(s) != len(x): raise ValueError(f"scores has {len(s)} values but embeddings has {len(x)} rows")
         if self.k > len(x): raise ValueError(f"k={self.k} is larger than the subset ({len(x)} samples); lower k or enlarge the subset")
         self.index_ = build_index(x, self.metric, self.index, **self.index_options)
@@ -150,7 +151,7 @@ def knn_extrapolate(embeddings, # embeddings of all N samples [N, d], e.g. from 
     "Scores for all N samples (float64): the subset keeps `subset_scores`, every other sample gets its kNN estimate."
     x = _as_embeddings(embeddings, "embeddings")
     s_idx = _check_subset_idx(subset_idx, len(x))
-    s = _as_scores(subset_scores, "subset_scores")
+    s = _check_scores(subset_scores, "subset_scores")
     if len(s) != len(s_idx): raise ValueError(f"subset_scores has {len(s)} values but subset_idx has {len(s_idx)}")
     if k > len(s_idx): raise ValueError(f"k={k} is larger than the subset ({len(s_idx)} samples); lower k or enlarge the subset")
     out = np.empty(len(x), np.float64)

@@ -12,21 +12,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-# %% ../nbs/07_metrics.ipynb #46031b66
-def _as_scores(x, name:str) -> np.ndarray:
-    "`x` as a finite float64 vector, or a ValueError naming `name`."
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim != 1: raise ValueError(f"{name} must be a 1-d array of scores, got shape {a.shape}")
-    if len(a) == 0: raise ValueError(f"{name} is empty; pass at least 2 scores")
-    bad = ~np.isfinite(a)
-    if bad.any():
-        raise ValueError(f"{name} has {bad.sum()} NaN/inf values (first at index {np.flatnonzero(bad)[0]}); "
-                         "drop or impute them before comparing")
-    return a
+from .sampling import _check_scores
 
+# %% ../nbs/07_metrics.ipynb #46031b66
 def _check_pair(pred, true):
     "Validate a pair of score vectors of equal length; return them as float64."
-    p, t = _as_scores(pred, "pred"), _as_scores(true, "true")
+    p, t = _check_scores(pred, "pred"), _check_scores(true, "true")
     if len(p) != len(t):
         raise ValueError(f"pred has {len(p)} scores but true has {len(t)}; both must be indexed by dataset index over the same samples")
     return p, t
@@ -54,7 +45,7 @@ def top_indices(scores, # importance scores [n], higher = keep
                 keep_frac:float, # fraction of samples kept, in (0, 1]
                ) -> np.ndarray:
     "Sorted indices of the `round(keep_frac*n)` (at least 1) highest scores; ties go to the lower index."
-    s = _as_scores(scores, "scores")
+    s = _check_scores(scores, "scores")
     m = max(1, int(round(_check_keep_frac(keep_frac) * len(s))))
     return np.sort(np.argsort(-s, kind="stable")[:m])
 

@@ -64,7 +64,7 @@ def test_report_excludes_subset():
     ([1.0, np.nan, 2.0], [1, 2, 3], "NaN"),
     ([1.0, 2.0, np.inf], [1, 2, 3], "NaN/inf"),
     ([1, 2, 3], [1, 2, 3, 4], "same samples"),
-    ([[1, 2, 3]], [1, 2, 3], "1-d"),
+    ([[1, 2, 3]], [1, 2, 3], "1-D"),
 ])
 def test_bad_inputs(pred, true, msg):
     with pytest.raises(ValueError, match=msg.replace("/", ".")): rank_agreement(pred, true)
