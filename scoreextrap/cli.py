@@ -265,6 +265,8 @@ def _run(args):
         out = demo(n=pick(args.n, "n"), epochs=epochs, window=window, subset_frac=args.subset_frac, retrain_epochs=pick(args.retrain_epochs, "retrain_epochs"),
                    seeds=tuple(range(args.seeds)), n_test=sizes["n_test"], dataset=args.dataset, plot=args.plot)
         print_demo(out, args.plot)
+        if args.quick: print("--quick checks the mechanics only: its subset model trains on a few hundred images for a few "
+                             "epochs, too little to learn, so its Spearman and accuracies say nothing about the method")
 
 def main(argv=None) -> int:
     "Entry point of the `scoreextrap` command; returns the exit status."

@@ -91,3 +91,4 @@ def test_demo_quick_prints_tables(tmp_path):
     for strategy in ("random", "DUAL full + beta", "DUAL 10% kNN + beta"): assert strategy in r.stdout
     assert re.search(r"0\.3\s+0\.5\s+0\.7", r.stdout)
     assert (tmp_path / "scoreextrap_demo.png").exists()
+    assert "--quick checks the mechanics only" in r.stdout  # its numbers are flagged as meaningless
