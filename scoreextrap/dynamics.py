@@ -187,7 +187,7 @@ def evaluate(model:nn.Module, # a classifier returning logits
             ) -> dict:
     "Mean cross-entropy and accuracy of `model` on `dataset`, in eval mode."
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    batch_size = batch_size or inference_batch_size(device)
+    if batch_size is None: batch_size = inference_batch_size(device)
     was_training, total_loss, n_correct = model.training, 0.0, 0
     model.eval()
     for x, y, _ in make_loader(dataset if isinstance(dataset, IndexedDataset) else IndexedDataset(dataset), batch_size=batch_size):

@@ -65,7 +65,7 @@ def embed(model:nn.Module, # a trained classifier
     "Penultimate features [N, D] (float32) of every sample of `dataset`, in dataset-index order, computed in eval mode."
     layer = layer or _last_linear(model)
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    batch_size = batch_size or inference_batch_size(device)
+    if batch_size is None: batch_size = inference_batch_size(device)
     ds = dataset if isinstance(dataset, IndexedDataset) else IndexedDataset(dataset)
     out, captured = None, []
     hook = layer.register_forward_hook(lambda mod, inp, res: captured.append(inp[0].flatten(1)))
