@@ -71,7 +71,7 @@ def test_scores_on_recorded_dynamics(recorded):
                                rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(p_true_mean(dyn, T=12), ptrue[:, :12].mean(1), rtol=1e-5)
     # TDDS from the recorder's kd equals the reference loop on the full probabilities: checks the kd column indexing
-    np.testing.assert_allclose(tdds(dyn, T=12, K=4), tdds_loop(pr, 12, 4), rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(tdds(dyn, T=12, K=4), tdds_loop(pr, 12, 4), rtol=1e-4, atol=1e-9)  # recorder's float32 kd vs a float64 loop
     np.testing.assert_allclose(tdds(dyn, T=10, K=5, epochs="last"), tdds_loop(pr, 10, 5, start=T - 10), rtol=1e-4, atol=1e-9)
     # AUM: -mean logit margin
     np.testing.assert_allclose(aum(dyn), -dyn.margin.astype(np.float64).mean(1))
@@ -140,13 +140,13 @@ def test_windowed_scores_property(p, J, ddof, skip):
     d = Dynamics(p_true=p)
     if p.shape[1] - skip >= J:
         np.testing.assert_allclose(dynamic_uncertainty(d, window=J, ddof=ddof, skip=skip),
-                                   window_loop(p[:, skip:], J, lambda w: np.std(w, ddof=ddof)), atol=1e-12)
+                                   window_loop(p[:, skip:], J, lambda w: np.std(w, ddof=ddof)), atol=1e-12)  # float64 on values in [0, 1]
     else:
         with pytest.raises(ValueError): dynamic_uncertainty(d, window=J, ddof=ddof, skip=skip)
     T = p.shape[1]
     if T >= J:
         np.testing.assert_allclose(dual(d, T=T, window=J, ddof=ddof),
-                                   window_loop(p, J, lambda w: np.std(w, ddof=ddof) * (1 - w.mean())), atol=1e-12)
+                                   window_loop(p, J, lambda w: np.std(w, ddof=ddof) * (1 - w.mean())), atol=1e-12)  # float64 on values in [0, 1]
 
 
 @settings(max_examples=40, deadline=None)
@@ -161,7 +161,7 @@ def test_tdds_property(n, K, extra, decay, seed):
     T = K + extra
     pr = np.random.default_rng(seed).dirichlet(np.ones(3), size=(n, T + 2))
     d = Dynamics(kd=kd_from_probs(pr))
-    np.testing.assert_allclose(tdds(d, T=T, K=K, decay=decay), tdds_loop(pr, T, K, decay), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(tdds(d, T=T, K=K, decay=decay), tdds_loop(pr, T, K, decay), rtol=1e-9, atol=1e-12)  # both float64, same kd: summation order only
     np.testing.assert_allclose(tdds(d, T=T, K=K, decay=decay, epochs="last"), tdds_loop(pr, T, K, decay, start=2), rtol=1e-9, atol=1e-12)
 
 
