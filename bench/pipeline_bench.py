@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from scoreextrap.cli import cli_dataset
+from scoreextrap.core import atomic_write
 from scoreextrap.metrics import rank_agreement
 from scoreextrap.pipeline import pruning_experiment, score_dataset
 from scoreextrap import scores as S
@@ -85,7 +86,7 @@ def main():
                         "rank_quality_ratio" + a.suffix: dict(median=statistics.median(quality), per_seed=quality, spearman_extrapolated=agree,
                                                               spearman_ceiling=ceil),
                         "scoring_bench" + a.suffix: settings})
-        out.write_text(json.dumps(results, indent=2) + "\n")
+        atomic_write(out, lambda f: f.write((json.dumps(results, indent=2) + "\n").encode()))
     if a.no_retrain: return
 
     el2n_epoch = max(1, round(0.1 * a.epochs)) - 1  # 0-based; EL2N early in training: ~10% of the run (20 of 200 epochs in the paper)
@@ -102,7 +103,7 @@ def main():
         res = pd.concat([res, full_acc], ignore_index=True)
         print(res[["strategy", "keep_frac", "seed", "test_acc", "train_seconds"]].to_string(index=False), flush=True)
         done = pd.concat([done, res], ignore_index=True)
-        if not a.quick: done.to_csv(log, index=False)
+        if not a.quick: atomic_write(log, lambda f: done.to_csv(f, index=False))
     table = done.groupby(["keep_frac", "strategy"]).test_acc.agg(["mean", "std", "min", "max", "count"])
     print(table.round(4).to_string())
     acc = {str(f): {s: dict(mean=float(g.test_acc.mean()), std=float(g.test_acc.std()), per_seed=[float(x) for x in g.sort_values("seed").test_acc])
@@ -117,7 +118,7 @@ def main():
     results.update(acc=acc, retrain_bench=dict(n=a.n, n_test=len(test), model="SmallCNN", retrain_epochs=a.retrain_epochs, budget="epochs",
                                                retrain_seeds=a.seeds, keep_fracs=a.keep_fracs, el2n_epoch=el2n_epoch, scores_from="scoring seed 0",
                                                date=str(date.today())))
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write(out, lambda f: f.write((json.dumps(results, indent=2) + "\n").encode()))
 
 
 if __name__ == "__main__":

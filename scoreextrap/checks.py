@@ -153,7 +153,7 @@ def check_embeddings(x, # feature vectors [n, d]
     if a.ndim != 2: raise ValueError(f"{name} must be a 2-D array [n_samples, dim], got shape {a.shape}")
     if a.shape[0] == 0 or a.shape[1] == 0: raise ValueError(f"{name} is empty (shape {a.shape})")
     if n is not None and len(a) != n: raise ValueError(f"{name} has {len(a)} rows but there are {n} samples")
-    a = np.ascontiguousarray(a, dtype=np.float32)
+    with np.errstate(over="ignore"): a = np.ascontiguousarray(a, dtype=np.float32)  # overflow is reported just below
     if not np.isfinite(a).all():
         raise ValueError(f"{name} has {(~np.isfinite(a)).any(1).sum()} rows with NaN/inf (or values beyond float32); check the model that produced them")
     return a

@@ -17,7 +17,8 @@ import pandas as pd
 import torch
 
 from .data import DATASETS, load_dataset
-from .dynamics import atomic_write
+from .checks import check_array, check_choice, check_in_file, check_int, check_keep_frac, check_number, check_out_path, check_scores
+from .core import atomic_write
 from .metrics import kept_overlap, rank_agreement
 from .pipeline import ScoreResult, plot_pruning, pruning_experiment, score_dataset
 from .sampling import SAMPLERS, select
@@ -29,8 +30,8 @@ def cli_dataset(name:str, # a name in `DATASETS`
                 train:bool=True, # training split (else test split)
                ):
     "The dataset a CLI command works on: `load_dataset(name)`, cut to its first `n` samples."
-    if name not in DATASETS: raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    if n is not None and n < 1: raise ValueError(f"--n must be a positive number of samples, got {n}")
+    name = check_choice(name, "--dataset", DATASETS)
+    if n is not None: n = check_int(n, "--n", low=1)
     if name == "synthetic": return load_dataset("synthetic", n=n or 2000, train=train, seed=0)
     ds = load_dataset(name, train=train)
     if n is not None and n < len(ds): ds = ds.subset(np.arange(n))
@@ -49,20 +50,42 @@ def save_scores(path, # destination .npz
                   timing_names=np.array(list(res.timings), dtype=str), timing_seconds=np.array(list(res.timings.values()), dtype=np.float64))
     if res.p_mean is not None: arrays["p_mean"] = res.p_mean
     arrays.update({k: np.asarray(v) for k, v in meta.items()})
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    _write(path, lambda f: np.savez(f, **arrays))
 
-def load_scores(path) -> dict:
+def _write(path, write, flag:str="--out"):
+    "`atomic_write(path, write)`; an OSError (disk full, no permission) names `flag` and the file, and the old file stays."
+    try: atomic_write(path, write)
+    except OSError as e: raise OSError(e.errno, f"cannot write {flag} {str(path)!r}: {e.strerror or e}; the previous file, if any, is unchanged") from e
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive (an .npz) with members / empty
+
+def load_scores(path, # a scores file (.npz) written by `save_scores`
+                *, name:str="scores file", # how messages call the file (the CLI passes "--scores")
+               ) -> dict:
     "Read a scores file written by `save_scores` (no pickles); a ValueError/FileNotFoundError with one clear line otherwise."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"scores file {str(path)!r} not found; create it with `scoreextrap score --out {path}`")
+    try: path = check_in_file(path, name)
+    except FileNotFoundError as e: raise FileNotFoundError(f"{e}; create it with `scoreextrap score --out {path}`") from None
+    with open(path, "rb") as fh: head = fh.read(4)
+    if head not in _ZIP_MAGIC: raise ValueError(f"{name} {str(path)!r} is not a .npz scores file (not a zip archive); write it with `scoreextrap score`")
     try:
         with np.load(path, allow_pickle=False) as f: d = {k: f[k] for k in f.files}
-    except Exception as e: raise ValueError(f"cannot read {str(path)!r} as a scores file (.npz written by `scoreextrap score`): {e}") from None
+    except Exception as e: raise ValueError(f"cannot read {name} {str(path)!r} as a scores file (.npz written by `scoreextrap score`): {e}") from None
     missing = [k for k in ("scores", "scorer", "dataset", "n") if k not in d]
-    if missing: raise ValueError(f"{str(path)!r} is not a scoreextrap scores file (missing {', '.join(missing)}); write it with `scoreextrap score`")
+    if missing: raise ValueError(f"{name} {str(path)!r} is not a scoreextrap scores file (missing {', '.join(missing)}); write it with `scoreextrap score`")
     out = {k: (v.item() if v.ndim == 0 else v) for k, v in d.items()}
-    if out["scores"].shape != (out["n"],): raise ValueError(f"{str(path)!r} is corrupt: {out['scores'].shape[0]} scores for n={out['n']}")
-    out["timings"] = dict(zip(out.pop("timing_names", []).tolist(), out.pop("timing_seconds", []).tolist()))
+    where = f"in {name} {str(path)!r}"
+    if isinstance(out.get("format"), int) and out["format"] > SCORES_FORMAT:
+        raise ValueError(f"{name} {str(path)!r} has format {out['format']}, newer than this scoreextrap reads ({SCORES_FORMAT}); upgrade scoreextrap")
+    for key in ("scorer", "dataset"):
+        if not isinstance(out[key], str): raise ValueError(f"{key} {where} must be a string, got {out[key]!r}")
+    n = check_int(out["n"], f"n {where}", low=1)
+    out["scores"] = check_scores(out["scores"], f"the scores {where}")
+    if len(out["scores"]) != n: raise ValueError(f"{name} {str(path)!r} is inconsistent: {len(out['scores'])} scores but n={n}; write it again with `scoreextrap score`")
+    if "p_mean" in out: out["p_mean"] = check_array(out["p_mean"], f"p_mean {where}", shape=(n,))
+    names, secs = out.pop("timing_names", np.array([], str)), out.pop("timing_seconds", np.array([]))
+    names, secs = np.atleast_1d(names), check_array(np.atleast_1d(secs), f"timing_seconds {where}", ndim=1)
+    if names.shape != secs.shape: raise ValueError(f"timing_names {where} has {names.size} entries but timing_seconds has {secs.size}")
+    out["timings"] = dict(zip(names.tolist(), secs.tolist()))
     return out
 
 # %% ../nbs/10_cli.ipynb #545b664e
@@ -79,8 +102,13 @@ def score_cmd(dataset:str="fashion_mnist", # dataset name
               seed:int=0,
               progress:bool|None=None) -> dict:
     "Score `dataset` and save the scores file; return the file's contents."
-    if scorer not in DYNAMICS_SCORERS: raise ValueError(f"unknown scorer {scorer!r}; choose one of {', '.join(DYNAMICS_SCORERS)}")
-    if not str(out).endswith(".npz"): raise ValueError(f"--out must name a .npz file, got {str(out)!r}")
+    out = check_out_path(out, "--out", suffix=".npz")  # before any work: a typo must not cost a training run
+    scorer = check_choice(scorer, "--scorer", DYNAMICS_SCORERS)
+    extrapolator = check_choice(extrapolator, "--extrapolator", ("knn", "gnn"))
+    if subset_frac is not None: subset_frac = check_number(subset_frac, "--subset-frac", low=0, low_open=True, high=1)
+    epochs, k, seed = check_int(epochs, "--epochs", low=1), check_int(k, "--k", low=1), check_int(seed, "--seed", low=0)
+    if T is not None: T = check_int(T, "--T", low=1)
+    if window is not None: window = check_int(window, "--window", low=1)
     ds = cli_dataset(dataset, n)
     score_kwargs = {key: v for key, v in dict(T=T, window=window).items() if v is not None}
     if scorer not in ("dual", "tdds"): score_kwargs.pop("T", None)
@@ -103,10 +131,13 @@ def prune_cmd(scores, # scores file from `scoreextrap score`
               class_balanced:bool=False, # top: same fraction per class (needs `dataset`)
              ) -> np.ndarray:
     "Select the samples to keep from a scores file and save their indices (.npy, atomically)."
-    if method not in SAMPLERS: raise ValueError(f"unknown method {method!r}; choose one of {', '.join(SAMPLERS)}")
-    if not 0 < keep_frac <= 1: raise ValueError(f"--keep-frac must be in (0, 1] (the fraction KEPT), got {keep_frac}")
-    if not str(out).endswith(".npy"): raise ValueError(f"--out must name a .npy file, got {str(out)!r}")
-    f = load_scores(scores)
+    out = check_out_path(out, "--out", suffix=".npy")
+    method = check_choice(method, "--method", SAMPLERS)
+    keep_frac, seed = check_keep_frac(keep_frac, "--keep-frac"), check_int(seed, "--seed", low=0)
+    if n is not None: n = check_int(n, "--n", low=1)
+    if class_balanced and method != "top": raise ValueError("--class-balanced applies to --method top only")
+    if class_balanced and dataset is None: raise ValueError("--class-balanced needs --dataset (for the labels)")
+    f = load_scores(scores, name="--scores")
     opts, labels = {}, None
     if dataset is not None:
         ds = cli_dataset(dataset, n)
@@ -114,16 +145,13 @@ def prune_cmd(scores, # scores file from `scoreextrap score`
             raise ValueError(f"{scores} holds scores for {f['n']} samples ({f['dataset']}) but --dataset {dataset} has {len(ds)}; "
                              f"score this dataset first (or pass the same --n)")
         labels = ds.targets.numpy()
-    if class_balanced:
-        if method != "top": raise ValueError("--class-balanced applies to --method top only")
-        if labels is None: raise ValueError("--class-balanced needs --dataset (for the labels)")
-        opts["labels"] = labels
+    if class_balanced: opts["labels"] = labels
     if method in ("random", "ccs", "beta"): opts["seed"] = seed
     if method == "beta":
         if "p_mean" not in f: raise ValueError(f"--method beta needs a DUAL scores file (with p_mean); {scores} was scored with {f['scorer']!r}")
         opts["p_mean"] = f["p_mean"]
     keep = select(f["scores"], keep_frac, method, **opts)
-    atomic_write(out, lambda fh: np.save(fh, keep))
+    _write(out, lambda fh: np.save(fh, keep))
     return keep
 
 # %% ../nbs/10_cli.ipynb #d4b1e9e8
@@ -182,17 +210,13 @@ def print_demo(out:dict, plot=None):
 
 # %% ../nbs/10_cli.ipynb #89970d0a
 def _keep_frac(s):
-    try: f = float(s)
-    except ValueError: raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {s!r}")
-    if not 0 < f <= 1: raise argparse.ArgumentTypeError(f"must be in (0, 1] (the fraction of samples KEPT), got {s}")
-    return f
+    try: return check_keep_frac(float(s), "the value")
+    except ValueError: raise argparse.ArgumentTypeError(f"must be a number in (0, 1] (the fraction of samples KEPT), got {s!r}") from None
 
 def _subset_frac(s):
     if s.lower() in ("none", "full"): return None
-    try: f = float(s)
-    except ValueError: raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1] or 'none', got {s!r}")
-    if not 0 < f <= 1: raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1] or 'none' (full-data run), got {s}")
-    return f
+    try: return check_number(float(s), "the value", low=0, low_open=True, high=1)
+    except ValueError: raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1] or 'none' (full-data run), got {s!r}") from None
 
 class _Parser(argparse.ArgumentParser):
     "argparse, but a usage error is one line on stderr (exit status 2)."
@@ -259,7 +283,10 @@ def _run(args):
         sizes = DEMO_SIZES["quick" if args.quick else "full"]
         pick = lambda v, key: sizes[key] if v is None else v
         if args.subset_frac is None: raise ValueError("--subset-frac must be a fraction in (0, 1) for the demo")
-        if args.seeds < 1: raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+        check_int(args.seeds, "--seeds", low=1)
+        for flag, v in (("--n", args.n), ("--epochs", args.epochs), ("--window", args.window), ("--retrain-epochs", args.retrain_epochs)):
+            if v is not None: check_int(v, flag, low=1)
+        if args.plot is not None: check_out_path(args.plot, "--plot")
         epochs = pick(args.epochs, "epochs")
         window = args.window if args.window is not None else sizes["window"] if args.epochs is None else max(2, epochs // 2)
         out = demo(n=pick(args.n, "n"), epochs=epochs, window=window, subset_frac=args.subset_frac, retrain_epochs=pick(args.retrain_epochs, "retrain_epochs"),
@@ -273,7 +300,7 @@ def main(argv=None) -> int:
     try: args = _parser().parse_args(argv)
     except SystemExit as e: return e.code if isinstance(e.code, int) else 2  # --help (0) or a usage error (2)
     try: _run(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError) as e:  # OSError: a missing file, a full disk, no permission
         print(f"scoreextrap: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

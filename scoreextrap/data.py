@@ -6,8 +6,8 @@ Docs: https://scoreextrap.github.io/scoreextrap/data.html.md"""
 
 # %% auto #0
 __all__ = ['FASHION_MNIST_FILES', 'DEBIAN_FASHION_MNIST', 'DATASETS', 'channel_stats', 'TensorImageDataset', 'get_targets',
-           'IndexedDataset', 'make_loader', 'progress_bar', 'crop_flip', 'data_root', 'prepare_fashion_mnist',
-           'synthetic_images', 'load_dataset', 'add_label_noise']
+           'IndexedDataset', 'make_loader', 'crop_flip', 'data_root', 'prepare_fashion_mnist', 'synthetic_images',
+           'load_dataset', 'add_label_noise']
 
 # %% ../nbs/00_data.ipynb #b13be831
 import gzip, os, shutil, warnings
@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, Subset
-from tqdm.auto import tqdm
+
+from .checks import check_choice, check_int, check_labels, check_number
 
 # %% ../nbs/00_data.ipynb #c9024f5d
 def channel_stats(images) -> tuple:
@@ -31,16 +32,15 @@ class TensorImageDataset(Dataset):
     batched = True  # `ds[list_of_indices]` returns a whole batch
     def __init__(self,
                  images:torch.Tensor, # uint8 [N, C, H, W] (or [N, H, W] for one channel)
-                 targets, # class labels, length N
+                 targets, # integer class labels, length N
                  mean=None, # per-channel mean in [0, 1] units; computed from `images` when None
                  std=None, # per-channel std in [0, 1] units; computed from `images` when None
                  classes=None): # class names
         images = torch.as_tensor(images)
         if images.ndim == 3: images = images[:, None]
         if images.ndim != 4: raise ValueError(f"images must be [N, C, H, W] or [N, H, W], got shape {tuple(images.shape)}")
-        targets = torch.as_tensor(np.asarray(targets), dtype=torch.long)
-        if len(targets) != len(images):
-            raise ValueError(f"images has {len(images)} items but targets has {len(targets)}")
+        if images.dtype != torch.uint8: raise ValueError(f"images must be uint8 pixels in [0, 255], got dtype {images.dtype}")
+        targets = torch.from_numpy(check_labels(targets, "targets", n=len(images)))
         self.images, self.targets, self.classes = images, targets, classes
         if mean is None or std is None: mean, std = channel_stats(images)
         self.mean = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
@@ -91,18 +91,13 @@ class IndexedDataset(Dataset):
 # %% ../nbs/00_data.ipynb #8bf4a399
 def make_loader(ds, batch_size:int=128, shuffle:bool=False, seed:int=0, num_workers:int=0, drop_last:bool=False, **kwargs) -> DataLoader:
     "A `DataLoader` over `ds`; whole batches are fetched at once when `ds` is `batched`. Order is a function of `seed`."
-    if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size, seed = check_int(batch_size, "batch_size", low=1), check_int(seed, "seed", low=0)
+    num_workers = check_int(num_workers, "num_workers", low=0)
     g = torch.Generator().manual_seed(seed)
     if getattr(ds, "batched", False):
         sampler = RandomSampler(ds, generator=g) if shuffle else SequentialSampler(ds)
         return DataLoader(ds, sampler=BatchSampler(sampler, batch_size, drop_last), batch_size=None, num_workers=num_workers, **kwargs)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, num_workers=num_workers, drop_last=drop_last, **kwargs)
-
-# %% ../nbs/00_data.ipynb #a6bffb90
-def progress_bar(iterable=None, progress:bool|None=None, **kwargs):
-    "A tqdm progress bar; hidden when `progress` is False, or when it is None and `$SCOREEXTRAP_PROGRESS` is '0'."
-    if progress is None: progress = os.environ.get("SCOREEXTRAP_PROGRESS", "1") != "0"
-    return tqdm(iterable, disable=not progress, **kwargs)
 
 # %% ../nbs/00_data.ipynb #65941fa8
 def crop_flip(x:torch.Tensor, pad:int=4, flip:bool=True) -> torch.Tensor:
@@ -167,6 +162,10 @@ def _from_torchvision(name, root, train, download):
 # %% ../nbs/00_data.ipynb #823d4bf3
 def synthetic_images(n:int=1000, n_classes:int=10, img_size:int=28, channels:int=1, seed:int=0, noise:float=0.35, train:bool=True):
     "Seeded class-structured uint8 images [n, channels, img_size, img_size] and labels; both splits share the class prototypes."
+    n, n_classes = check_int(n, "n", low=1), check_int(n_classes, "n_classes", low=2)
+    img_size, channels = check_int(img_size, "img_size", low=1), check_int(channels, "channels", low=1)
+    seed, noise = check_int(seed, "seed", low=0), check_number(noise, "noise", low=0)
+    if not isinstance(train, bool): raise ValueError(f"train must be True or False, got {train!r}")
     protos = torch.rand(n_classes, channels, 7, 7, generator=torch.Generator().manual_seed(seed))
     protos = torch.nn.functional.interpolate(protos, size=img_size, mode="bilinear", align_corners=False)
     g = torch.Generator().manual_seed(2 * seed + (0 if train else 1) + 1)
@@ -178,6 +177,7 @@ def synthetic_images(n:int=1000, n_classes:int=10, img_size:int=28, channels:int
 
 # %% ../nbs/00_data.ipynb #1c8d60f3
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "svhn", "synthetic")
+_SYNTHETIC_OPTIONS = ("n", "n_classes", "img_size", "channels", "seed", "noise")
 
 def load_dataset(name:str, # one of `DATASETS`
                  root=None, # cache folder; default `data_root()`
@@ -186,8 +186,10 @@ def load_dataset(name:str, # one of `DATASETS`
                  **synthetic_kwargs # options of `synthetic_images` when `name == "synthetic"`
                 ) -> TensorImageDataset:
     "Load dataset `name` as an in-memory `TensorImageDataset` (normalised with the training split's statistics)."
-    if name not in DATASETS: raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    check_choice(name, "dataset", DATASETS)
     if name == "synthetic":
+        unknown = sorted(set(synthetic_kwargs) - set(_SYNTHETIC_OPTIONS))
+        if unknown: raise ValueError(f"unexpected options {unknown} for dataset 'synthetic'; its options are {', '.join(_SYNTHETIC_OPTIONS)}")
         mean, std = channel_stats(synthetic_images(train=True, **synthetic_kwargs)[0])
         imgs, y = synthetic_images(train=train, **synthetic_kwargs)
         return TensorImageDataset(imgs, y, mean, std, classes=[str(c) for c in range(synthetic_kwargs.get("n_classes", 10))])
@@ -202,16 +204,14 @@ def load_dataset(name:str, # one of `DATASETS`
     return TensorImageDataset(imgs, y, mean, std, classes)
 
 # %% ../nbs/00_data.ipynb #0888c9b8
-def add_label_noise(targets, # class labels [N]
+def add_label_noise(targets, # integer class labels [N]
                     frac:float, # fraction of samples whose label is changed, in [0, 1]
                     num_classes:int, # number of classes
                     seed:int=0):
     "Flip exactly `round(frac*N)` labels to a different class chosen uniformly; return (noisy targets, flipped mask) like `targets`."
-    if not 0 <= frac <= 1: raise ValueError(f"frac must be in [0, 1], got {frac}")
-    if num_classes < 2: raise ValueError(f"num_classes must be >= 2 to flip labels, got {num_classes}")
-    y = torch.as_tensor(np.asarray(targets), dtype=torch.long)
-    if len(y) and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"targets must lie in [0, {num_classes - 1}], found range [{y.min()}, {y.max()}]")
+    frac = check_number(frac, "frac", low=0, high=1)
+    num_classes, seed = check_int(num_classes, "num_classes", low=2), check_int(seed, "seed", low=0)
+    y = torch.from_numpy(check_labels(targets, "targets", n_classes=num_classes))
     g = torch.Generator().manual_seed(seed)
     flip = torch.randperm(len(y), generator=g)[:round(frac * len(y))]
     noisy = y.clone()

@@ -20,10 +20,9 @@ with warnings.catch_warnings():  # torch-geometric's import triggers torch's tor
     from torch_geometric.utils import k_hop_subgraph
     import torch_geometric.typing as pyg_typing
 
-from .knn import build_index, search, _as_embeddings
+from .checks import check_choice, check_embeddings, check_indices, check_int, check_labels, check_number, check_scores
+from .knn import METRICS, build_index, search
 from .models import default_device
-from .metrics import _check_subset_idx
-from .sampling import _check_scores
 
 # %% ../nbs/06_gnn.ipynb #db848c0a
 def knn_graph(embeddings, # node embeddings [N, d]
@@ -32,10 +31,9 @@ def knn_graph(embeddings, # node embeddings [N, d]
               index:str="flat", # faiss index: "flat" (exact), "ivf", "hnsw"
               **index_options):
     "kNN graph: (edge_index LongTensor [2, N*k] with rows (neighbour, node), distances float32 [N*k], neighbour table int64 [N, k])."
-    x = _as_embeddings(embeddings, "embeddings")
+    x = check_embeddings(embeddings, "embeddings")
     n = len(x)
-    if not isinstance(k, (int, np.integer)) or not 1 <= k < n:
-        raise ValueError(f"k must be an integer in [1, {n - 1}] (N - 1 for N={n} nodes), got {k!r}")
+    k = check_int(k, "k", low=1, high=n - 1)  # at most N - 1 neighbours: self is excluded
     D, I = search(build_index(x, metric, index, **index_options), x, k + 1)
     is_self = I == np.arange(n)[:, None]
     drop = np.where(is_self.any(1), is_self.argmax(1), k)  # position to drop in each row: self, else the last
@@ -96,6 +94,14 @@ def _pearson(a:torch.Tensor, b:torch.Tensor) -> float:
     den = (a.norm() * b.norm()).item()
     return (a @ b).item() / den if den > 0 else float("nan")
 
+def _standardiser(s:np.ndarray) -> tuple:
+    "(c, mu, sd) with c a power of two near max|s|, mu and sd the mean and std of s / c (sd = 1 for a constant s)."
+    c = float(np.ldexp(0.5, np.frexp(np.abs(s).max())[1])) if np.abs(s).max() > 0 else 1.0  # c <= max|s| < 2c: s / c is exact, in [-2, 2]
+    t = s / c
+    mu, sd = t.mean(), t.std()
+    return c, mu, (sd if sd > 0 else 1.0)
+
+_SAMPLERS = ("auto", "neighbor", "fanin", "khop")
 def gnn_extrapolate(embeddings, # embeddings of all N samples [N, d]
                     subset_idx, # dataset indices of the trained subset [m]
                     subset_scores, # scores of the subset, in the order of `subset_idx` [m]
@@ -111,35 +117,40 @@ def gnn_extrapolate(embeddings, # embeddings of all N samples [N, d]
                     batch_size:int|None=None, # None: full batch; else subset nodes per mini-batch
                     sampler:str="auto", # mini-batch neighbourhoods: "auto" (neighbor if available, else fanin), "neighbor", "fanin", "khop"
                     fanout:int|None=None, # neighbours sampled per hop in mini-batch mode (default k)
-                    standardize:bool=True, # z-score the embedding features and the target scores
+                    standardize:bool=True, # z-score the embedding features (the target scores are always standardised)
                     metric:str="l2", # kNN metric ("l2" or "cosine")
                     graph=None, # a precomputed `knn_graph(embeddings, k, metric)` result, to reuse across calls
                     device=None, # default: `models.default_device()`
                     return_history:bool=False, # also return a per-epoch DataFrame (loss, val Pearson, seconds)
                    ):
     "Scores for all N samples (float64): the subset keeps `subset_scores`, the rest get the GCN's predictions at the best validation epoch."
-    x = _as_embeddings(embeddings, "embeddings"); n = len(x)
-    s_idx = _check_subset_idx(subset_idx, n)
-    s = _check_scores(subset_scores, "subset_scores")
+    x = check_embeddings(embeddings, "embeddings"); n = len(x)
+    s_idx = check_indices(subset_idx, "subset_idx", n=n)
+    s = check_scores(subset_scores, "subset_scores")
     if len(s) != len(s_idx): raise ValueError(f"subset_scores has {len(s)} values but subset_idx has {len(s_idx)}")
-    if not 0 <= val_frac < 1: raise ValueError(f"val_frac must be in [0, 1), got {val_frac}")
+    y_lab = None if labels is None else check_labels(labels, "labels", n=n)
+    k = check_int(k, "k", low=1, high=n - 1)
+    if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"): raise ValueError(f"hidden must be a sequence of layer sizes, e.g. (512, 256), got {hidden!r}")
+    hidden = tuple(check_int(h, "hidden", low=1) for h in hidden)
+    epochs, seed = check_int(epochs, "epochs", low=1), check_int(seed, "seed", low=0)
+    lr = check_number(lr, "lr", low=0, low_open=True)
+    val_frac = check_number(val_frac, "val_frac", low=0, high=1, high_open=True)
+    dropout = check_number(dropout, "dropout", low=0, high=1, high_open=True)
+    weight_decay = check_number(weight_decay, "weight_decay", low=0)
+    if batch_size is not None: batch_size = check_int(batch_size, "batch_size", low=1)
+    if fanout is not None: fanout = check_int(fanout, "fanout", low=1)
+    sampler, metric = check_choice(sampler, "sampler", _SAMPLERS), check_choice(metric, "metric", METRICS)
     n_val = int(round(val_frac * len(s_idx)))
     if len(s_idx) - n_val < 1: raise ValueError(f"the subset ({len(s_idx)} samples) leaves no training nodes with val_frac={val_frac}")
     if val_frac > 0 and n_val < 3: raise ValueError(f"val_frac={val_frac} of {len(s_idx)} subset samples gives {n_val} validation nodes; need >= 3 for a Pearson r (enlarge val_frac or the subset, or pass val_frac=0)")
-    if epochs < 1: raise ValueError(f"epochs must be >= 1, got {epochs}")
-    if batch_size is not None and batch_size < 1: raise ValueError(f"batch_size must be None (full batch) or >= 1, got {batch_size}")
-    if sampler not in ("auto", "neighbor", "fanin", "khop"): raise ValueError(f"sampler must be 'auto', 'neighbor', 'fanin' or 'khop', got {sampler!r}")
     if sampler == "neighbor" and not neighbor_loader_available():
         raise ValueError("sampler='neighbor' needs pyg-lib or torch-sparse; install one or use sampler='fanin'")
     feats = [torch.from_numpy(x)]
     if standardize: feats[0] = (feats[0] - feats[0].mean(0)) / feats[0].std(0).clamp_min(1e-6)
-    if labels is not None:
-        y_lab = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-        if y_lab.shape != (n,): raise ValueError(f"labels must have shape ({n},) like embeddings, got {tuple(y_lab.shape)}")
-        if y_lab.min() < 0: raise ValueError("labels must be non-negative class indices")
-        feats.insert(0, F.one_hot(y_lab, int(y_lab.max()) + 1).float())
+    if y_lab is not None: feats.insert(0, F.one_hot(torch.from_numpy(y_lab), int(y_lab.max()) + 1).float())
     feat = torch.cat(feats, 1)
     if graph is None: graph = knn_graph(x, k, metric)
+    if not (isinstance(graph, (tuple, list)) and len(graph) == 3): raise ValueError("graph must be the (edge_index, distances, neighbour table) triple that knn_graph returns")
     edge_index, dist, nbr = graph
     if nbr.shape != (n, k): raise ValueError(f"graph has a neighbour table of shape {nbr.shape}, expected ({n}, {k}); rebuild it with knn_graph(embeddings, k)")
     edge_weight = torch.exp(-dist / 2)
@@ -148,10 +159,12 @@ def gnn_extrapolate(embeddings, # embeddings of all N samples [N, d]
     perm = rng.permutation(len(s_idx))
     val_pos, tr_pos = perm[:n_val], perm[n_val:]
     target = torch.zeros(n, dtype=torch.float32)
-    mu, sd = (s[tr_pos].mean(), s[tr_pos].std()) if standardize else (0.0, 1.0)
-    sd = sd if sd > 0 else 1.0
-    target[torch.from_numpy(s_idx)] = torch.from_numpy((s - mu) / sd).float()
+    c, mu, sd = _standardiser(s[tr_pos])  # z-scores of the training nodes' scores, computed without overflow
+    target[torch.from_numpy(s_idx)] = torch.from_numpy((s / c - mu) / sd).float()
     tr_nodes, val_nodes = torch.from_numpy(s_idx[tr_pos]), torch.from_numpy(s_idx[val_pos])
+    if s.min() == s.max():  # one score for the whole subset: nothing to learn (and no Pearson r to pick an epoch); every sample gets it
+        out = np.full(n, s[0])
+        return (out, pd.DataFrame(columns=["epoch", "train_mse", "val_pearson", "seconds"])) if return_history else out
 
     dev = torch.device(device) if device is not None else default_device()
     model = GCNRegressor(feat.shape[1], hidden, dropout).to(dev)
@@ -204,7 +217,7 @@ def gnn_extrapolate(embeddings, # embeddings of all N samples [N, d]
         score = r if n_val else epoch  # without validation keep the last epoch
         if best_pred is None or (np.isfinite(score) and score > best):
             best, best_pred = score, pred
-    out = best_pred.double().numpy() * sd + mu
+    out = (best_pred.double().numpy() * sd + mu) * c
     out[s_idx] = s
     if return_history: return out, pd.DataFrame(hist)
     return out

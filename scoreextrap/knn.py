@@ -12,22 +12,19 @@ import math
 import numpy as np
 import faiss
 
-from .metrics import _check_subset_idx
-from .sampling import _check_scores
+from .checks import check_choice, check_embeddings, check_indices, check_int, check_number, check_scores
 
 # %% ../nbs/05_knn.ipynb #ea8c3f7d
 INDEXES = ("flat", "ivf", "hnsw")
 METRICS = ("l2", "cosine")
 _INDEX_OPTIONS = {"flat": set(), "ivf": {"nlist", "nprobe", "niter", "train_size"}, "hnsw": {"M", "ef_construction", "ef_search"}}
 
-def _as_embeddings(x, name:str="embeddings") -> np.ndarray:
-    "`x` as a finite, C-contiguous float32 matrix [n, d] (what faiss needs), or a ValueError naming `name`."
-    a = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
-    if a.ndim != 2: raise ValueError(f"{name} must be a 2-d array [n_samples, dim], got shape {a.shape}")
-    if a.shape[0] == 0 or a.shape[1] == 0: raise ValueError(f"{name} is empty (shape {a.shape})")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} has {(~np.isfinite(a)).any(1).sum()} rows with NaN/inf; check the model that produced them")
-    return a
+def _check_index_options(index:str, options:dict) -> dict:
+    "`options` for a faiss `index`: known names only, each a positive int (nlist's upper bound, the database size, is checked at build time)."
+    index = check_choice(index, "index", INDEXES)
+    unknown = set(options) - _INDEX_OPTIONS[index]
+    if unknown: raise ValueError(f"unknown option(s) {sorted(unknown)} for index={index!r}; allowed: {sorted(_INDEX_OPTIONS[index]) or 'none'}")
+    return {key: check_int(v, key, low=1) for key, v in options.items()}
 
 def build_index(database, # vectors to search in [m, d]
                 metric:str="l2", # "l2" (Euclidean) or "cosine" (vectors are L2-normalised, inner-product search)
@@ -35,31 +32,29 @@ def build_index(database, # vectors to search in [m, d]
                 **index_options, # ivf: nlist (~4 sqrt(m)), nprobe (16), niter (10), train_size (64 nlist); hnsw: M (32), ef_construction (80), ef_search (128)
                ) -> faiss.Index:
     "A trained faiss index over `database` for `metric`; vectors are normalised first when `metric=='cosine'`."
-    if metric not in METRICS: raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    if index not in INDEXES: raise ValueError(f"index must be one of {INDEXES}, got {index!r}")
-    unknown = set(index_options) - _INDEX_OPTIONS[index]
-    if unknown: raise ValueError(f"unknown option(s) {sorted(unknown)} for index={index!r}; allowed: {sorted(_INDEX_OPTIONS[index]) or 'none'}")
-    xb = _as_embeddings(database, "database")
+    metric = check_choice(metric, "metric", METRICS)
+    opts = _check_index_options(index, index_options)
+    xb = check_embeddings(database, "database")
     if metric == "cosine": xb = xb.copy(); faiss.normalize_L2(xb)
     m, d = xb.shape
     fmetric = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
     if index == "flat":
         ix = faiss.IndexFlatL2(d) if metric == "l2" else faiss.IndexFlatIP(d)
     elif index == "ivf":
-        nlist = int(index_options.get("nlist", max(1, min(int(4 * math.sqrt(m)), m // 39))))
-        if not 1 <= nlist <= m: raise ValueError(f"nlist must be in [1, {m}] (the database size), got {nlist}")
+        nlist = opts.get("nlist", max(1, min(int(4 * math.sqrt(m)), m // 39)))
+        if nlist > m: raise ValueError(f"nlist must be in [1, {m}] (the database size), got {nlist}")
         quantizer = faiss.IndexFlatL2(d) if metric == "l2" else faiss.IndexFlatIP(d)
         ix = faiss.IndexIVFFlat(quantizer, d, nlist, fmetric)
         ix.cp.seed = 1234  # reproducible k-means
-        ix.cp.niter = int(index_options.get("niter", 10))
-        n_train = min(m, max(nlist, int(index_options.get("train_size", 64 * nlist))))  # k-means on a sample: 64 points per cell
+        ix.cp.niter = opts.get("niter", 10)
+        n_train = min(m, max(nlist, opts.get("train_size", 64 * nlist)))  # k-means on a sample: 64 points per cell
         ix.cp.max_points_per_centroid = max(39, -(-n_train // nlist))
         ix.train(xb[np.random.default_rng(1234).choice(m, n_train, replace=False)] if n_train < m else xb)
-        ix.nprobe = min(nlist, int(index_options.get("nprobe", 16)))
+        ix.nprobe = min(nlist, opts.get("nprobe", 16))
     else:
-        ix = faiss.IndexHNSWFlat(d, int(index_options.get("M", 32)), fmetric)
-        ix.hnsw.efConstruction = int(index_options.get("ef_construction", 80))
-        ix.hnsw.efSearch = int(index_options.get("ef_search", 128))
+        ix = faiss.IndexHNSWFlat(d, opts.get("M", 32), fmetric)
+        ix.hnsw.efConstruction = opts.get("ef_construction", 80)
+        ix.hnsw.efSearch = opts.get("ef_search", 128)
     ix.add(xb)
     return ix
 
@@ -69,9 +64,10 @@ def search(ix:faiss.Index, # an index from `build_index`
            batch_size:int=65536, # queries per faiss call (bounds the memory of the result blocks)
           ) -> tuple:
     "Distances (float32 [q, k]: true L2, or 1 - cos for cosine) and database ids (int64 [q, k]) of the `k` nearest neighbours."
-    xq = _as_embeddings(queries, "queries")
+    xq = check_embeddings(queries, "queries")
+    k, batch_size = check_int(k, "k", low=1), check_int(batch_size, "batch_size", low=1)
     if xq.shape[1] != ix.d: raise ValueError(f"queries have dim {xq.shape[1]} but the index holds dim {ix.d}")
-    if not 1 <= k <= ix.ntotal: raise ValueError(f"k={k} must be in [1, {ix.ntotal}] (the number of indexed vectors); lower k")
+    if k > ix.ntotal: raise ValueError(f"k={k} must be in [1, {ix.ntotal}] (the number of indexed vectors); lower k")
     cosine = ix.metric_type == faiss.METRIC_INNER_PRODUCT  # build_index uses inner product only for cosine
     D = np.empty((len(xq), k), np.float32); I = np.empty((len(xq), k), np.int64)
     for s in range(0, len(xq), batch_size):
@@ -87,13 +83,13 @@ WEIGHTINGS = ("mean", "softmax")
 
 def neighbour_weights(dist, # distances to the k neighbours [q, k]
                       weighting:str="mean", # "mean" or "softmax"
-                      temperature:float=1.0, # softmax temperature (distance units)
+                      temperature:float=1.0, # softmax temperature (distance units), > 0
                      ) -> np.ndarray:
     "Row-normalised weights [q, k] (float64): uniform for `mean`, softmax(-dist/temperature) for `softmax`."
-    if weighting not in WEIGHTINGS: raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    weighting = check_choice(weighting, "weighting", WEIGHTINGS)
+    temperature = check_number(temperature, "temperature", low=0, low_open=True)
     d = np.asarray(dist, dtype=np.float64)
     if weighting == "mean": return np.full(d.shape, 1.0 / d.shape[1])
-    if not temperature > 0: raise ValueError(f"temperature must be > 0, got {temperature}")
     z = -(d - d.min(1, keepdims=True)) / temperature  # shift: exact softmax, no underflow
     w = np.exp(z)
     return w / w.sum(1, keepdims=True)
@@ -106,20 +102,20 @@ class KNNExtrapolator:
                  weighting:str="mean", # "mean" or "softmax"
                  metric:str="l2", # "l2" or "cosine"
                  index:str="flat", # "flat" (exact), "ivf" or "hnsw"
-                 temperature:float=1.0, # softmax temperature
+                 temperature:float=1.0, # softmax temperature, > 0
                  **index_options): # passed to `build_index`
-        if not isinstance(k, (int, np.integer)) or k < 1: raise ValueError(f"k must be a positive integer, got {k!r}")
-        if weighting not in WEIGHTINGS: raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-        if metric not in METRICS: raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-        if index not in INDEXES: raise ValueError(f"index must be one of {INDEXES}, got {index!r}")
-        self.k, self.weighting, self.metric, self.index, self.temperature = int(k), weighting, metric, index, temperature
-        self.index_options, self.index_ = index_options, None
+        self.k = check_int(k, "k", low=1)
+        self.weighting = check_choice(weighting, "weighting", WEIGHTINGS)
+        self.metric = check_choice(metric, "metric", METRICS)
+        self.index_options = _check_index_options(index, index_options)
+        self.index, self.temperature = index, check_number(temperature, "temperature", low=0, low_open=True)
+        self.index_ = None
 
     def fit(self, embeddings, # embeddings of the scored samples [m, d]
             scores): # their scores [m]
         "Index the scored samples."
-        x = _as_embeddings(embeddings, "embeddings")
-        s = _check_scores(scores, "scores")
+        x = check_embeddings(embeddings, "embeddings")
+        s = check_scores(scores, "scores")
         if len(s) != len(x): raise ValueError(f"scores has {len(s)} values but embeddings has {len(x)} rows")
         if self.k > len(x): raise ValueError(f"k={self.k} is larger than the subset ({len(x)} samples); lower k or enlarge the subset")
         self.index_ = build_index(x, self.metric, self.index, **self.index_options)
@@ -149,17 +145,19 @@ def knn_extrapolate(embeddings, # embeddings of all N samples [N, d], e.g. from 
                     **index_options, # passed to `build_index` (ivf: nlist, nprobe, niter; hnsw: M, ef_construction, ef_search)
                    ) -> np.ndarray:
     "Scores for all N samples (float64): the subset keeps `subset_scores`, every other sample gets its kNN estimate."
-    x = _as_embeddings(embeddings, "embeddings")
-    s_idx = _check_subset_idx(subset_idx, len(x))
-    s = _check_scores(subset_scores, "subset_scores")
+    x = check_embeddings(embeddings, "embeddings")
+    s_idx = check_indices(subset_idx, "subset_idx", n=len(x))
+    s = check_scores(subset_scores, "subset_scores")
     if len(s) != len(s_idx): raise ValueError(f"subset_scores has {len(s)} values but subset_idx has {len(s_idx)}")
-    if k > len(s_idx): raise ValueError(f"k={k} is larger than the subset ({len(s_idx)} samples); lower k or enlarge the subset")
+    ext = KNNExtrapolator(k, weighting, metric, index, temperature, **index_options)  # checks every option, used or not
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    if ext.k > len(s_idx): raise ValueError(f"k={k} is larger than the subset ({len(s_idx)} samples); lower k or enlarge the subset")
     out = np.empty(len(x), np.float64)
     out[s_idx] = s
     rest = np.ones(len(x), bool); rest[s_idx] = False
     rest = np.flatnonzero(rest)
     if len(rest):
-        ext = KNNExtrapolator(k, weighting, metric, index, temperature, **index_options).fit(x[s_idx], s)
+        ext.fit(x[s_idx], s)
         for c in range(0, len(rest), batch_size):  # batches: no full copy of x[rest] (1M x 512 floats = 2 GB)
             b = rest[c:c + batch_size]
             out[b] = ext.predict(x[b])

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checks import check_int
 from .data import IndexedDataset, make_loader
 
 # %% ../nbs/01_models.ipynb #b2d03606
@@ -31,6 +32,8 @@ class SmallCNN(nn.Module):
     "Two conv blocks and a 128-unit hidden layer; for 1- or 3-channel 28 or 32 px images."
     def __init__(self, in_channels:int=1, n_classes:int=10, width:int=32, hidden:int=128):
         super().__init__()
+        in_channels, n_classes = check_int(in_channels, "in_channels", low=1), check_int(n_classes, "n_classes", low=2)
+        width, hidden = check_int(width, "width", low=1), check_int(hidden, "hidden", low=1)
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),
@@ -44,6 +47,7 @@ class SmallCNN(nn.Module):
 def resnet18_cifar(n_classes:int=10, in_channels:int=3) -> nn.Module:
     "torchvision's ResNet-18 with a 3x3 stride-1 stem and no max-pool, for 32x32 inputs."
     from torchvision.models import resnet18
+    n_classes, in_channels = check_int(n_classes, "n_classes", low=2), check_int(in_channels, "in_channels", low=1)
     model = resnet18(num_classes=n_classes)
     model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
@@ -65,7 +69,7 @@ def embed(model:nn.Module, # a trained classifier
     "Penultimate features [N, D] (float32) of every sample of `dataset`, in dataset-index order, computed in eval mode."
     layer = layer or _last_linear(model)
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    if batch_size is None: batch_size = inference_batch_size(device)
+    batch_size = inference_batch_size(device) if batch_size is None else check_int(batch_size, "batch_size", low=1)
     ds = dataset if isinstance(dataset, IndexedDataset) else IndexedDataset(dataset)
     out, captured = None, []
     hook = layer.register_forward_hook(lambda mod, inp, res: captured.append(inp[0].flatten(1)))

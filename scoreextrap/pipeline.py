@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import get_targets, progress_bar
+from .checks import check_array, check_choice, check_int, check_keep_frac, check_labels, check_number, check_scores
+from .core import progress_bar
+from .data import get_targets
 from .dynamics import Dynamics, DynamicsRecorder, evaluate, fit
 from .knn import knn_extrapolate
 from .models import SmallCNN, embed
@@ -40,13 +42,12 @@ def subset_indices(n:int, # dataset size N
                    labels=None, # class labels [N]: draw the same fraction from every class (stratified)
                   ) -> np.ndarray:
     "Sorted int64 indices of a seeded random subset of `round(frac * n)` samples (at least 1)."
-    if isinstance(frac, bool) or not isinstance(frac, (int, float, np.floating)) or not 0 < frac <= 1:
-        raise ValueError(f"subset_frac must be None (full-data run) or a fraction in (0, 1], got {frac!r}")
-    rng = np.random.default_rng(seed)
+    n = check_int(n, "n", low=1)
+    frac = check_number(frac, "subset_frac", low=0, low_open=True, high=1)
+    rng = np.random.default_rng(check_int(seed, "seed", low=0))
     if labels is None:
         return np.sort(rng.choice(n, max(1, int(round(frac * n))), replace=False)).astype(np.int64)
-    y = np.asarray(labels)
-    if y.shape != (n,): raise ValueError(f"labels must have shape ({n},), got {y.shape}")
+    y = check_labels(labels, "labels", n=n)
     parts = [rng.choice(np.flatnonzero(y == c), max(1, int(round(frac * (y == c).sum()))), replace=False) for c in np.unique(y)]
     return np.sort(np.concatenate(parts)).astype(np.int64)
 
@@ -92,6 +93,16 @@ def _scorer_fn(scorer, epochs:int, score_kwargs:dict):
     return scorer, lambda d: np.asarray(fn(d, **kw), dtype=np.float64), kw.get("T") if scorer == "dual" else None
 
 # %% ../nbs/08_pipeline.ipynb #1e32e8a2
+def _check_scorer_output(out, name:str, m:int) -> np.ndarray:
+    "The scores a scorer returned for `m` trained samples, as finite float64 [m], or a ValueError that says what is wrong."
+    a = check_array(out, f"the output of scorer {name!r}")
+    if a.shape != (m,):
+        raise ValueError(f"scorer {name!r} returned {a.size} scores for {m} samples (shape {a.shape}); it must return one score per trained sample")
+    bad = ~np.isfinite(a.astype(np.float64))
+    if bad.any():
+        raise ValueError(f"scorer {name!r} returned {int(bad.sum())} non-finite values (NaN/inf) among its {m} scores, first at index {int(np.flatnonzero(bad)[0])}")
+    return check_scores(a, f"the output of scorer {name!r}", n=m)
+
 def score_dataset(train_ds, # training set, items (x, y); e.g. `load_dataset("fashion_mnist")`
                   scorer="dual", # a name in `scores.DYNAMICS_SCORERS`, or a function Dynamics -> scores [n]
                   subset_frac:float|None=None, # None: train on all N samples; else train on a random fraction and extrapolate
@@ -108,9 +119,11 @@ def score_dataset(train_ds, # training set, items (x, y); e.g. `load_dataset("fa
                  ) -> ScoreResult:
     "Train on all of `train_ds` or on a random `subset_frac`, record dynamics, score, and extrapolate to every sample; time each stage."
     n = len(train_ds)
-    if not isinstance(epochs, (int, np.integer)) or epochs < 1: raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if subset_frac is not None and extrapolator not in EXTRAPOLATORS:
-        raise ValueError(f"unknown extrapolator {extrapolator!r}; choose one of {EXTRAPOLATORS}")
+    epochs, seed = check_int(epochs, "epochs", low=1), check_int(seed, "seed", low=0)
+    extrapolator = check_choice(extrapolator, "extrapolator", EXTRAPOLATORS)
+    for key, v in dict(score_kwargs=score_kwargs, extrapolator_kwargs=extrapolator_kwargs, fit_kwargs=fit_kwargs).items():
+        if v is not None and not isinstance(v, dict): raise ValueError(f"{key} must be a dict of keyword arguments or None, got {type(v).__name__}")
+    if model_fn is not None and not callable(model_fn): raise ValueError(f"model_fn must be a zero-argument function that returns a model, got {model_fn!r}")
     name, score_fn, T = _scorer_fn(scorer, epochs, score_kwargs or {})
     labels = get_targets(train_ds).numpy()
     idx = np.arange(n, dtype=np.int64) if subset_frac is None else subset_indices(n, subset_frac, seed, labels if stratify else None)
@@ -127,11 +140,9 @@ def score_dataset(train_ds, # training set, items (x, y); e.g. `load_dataset("fa
     dyn = rec.dynamics
 
     t0 = time.perf_counter()
-    sub_scores = score_fn(dyn)
+    sub_scores = _check_scorer_output(score_fn(dyn), name, len(idx))
     sub_p = S.p_true_mean(dyn, T) if T is not None else None
     timings["score"] = time.perf_counter() - t0
-    if sub_scores.shape != (len(idx),) or not np.isfinite(sub_scores).all():
-        raise ValueError(f"scorer {name!r} returned {sub_scores.shape} scores with non-finite values; expected {len(idx)} finite scores")
 
     timings["embed"] = timings["extrapolate"] = 0.0
     if subset_frac is None: out, p_mean = sub_scores, sub_p
@@ -165,9 +176,11 @@ def retrain_epochs(n_total:int, # size of the full training set N
                    budget:str="epochs", # "epochs": same epochs for every keep_frac; "iterations": same optimizer steps (CCS)
                   ) -> int:
     "Epochs to train a pruned set of `n_kept` samples under `budget` (at least 1)."
-    if budget not in BUDGETS: raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
-    if not 1 <= n_kept <= n_total: raise ValueError(f"n_kept must be in [1, n_total={n_total}], got {n_kept}")
-    if budget == "epochs": return int(epochs)
+    budget = check_choice(budget, "budget", BUDGETS)
+    n_total = check_int(n_total, "n_total", low=1)
+    n_kept = check_int(n_kept, "n_kept", low=1, high=n_total)
+    epochs, batch_size = check_int(epochs, "epochs", low=1), check_int(batch_size, "batch_size", low=1)
+    if budget == "epochs": return epochs
     steps = lambda n: math.ceil(n / batch_size)
     return max(1, int(round(epochs * steps(n_total) / steps(n_kept))))
 
@@ -175,20 +188,33 @@ def retrain_epochs(n_total:int, # size of the full training set N
 def _strategies(scores:dict, methods, n:int, random:bool) -> list:
     "Validated (label, score name, method, scores [N] float64, options) tuples."
     if not isinstance(scores, dict): raise ValueError("scores must be a dict mapping a name to scores [N] or a ScoreResult")
+    if isinstance(methods, dict):
+        unknown = [key for key in methods if key not in scores]
+        if unknown: raise ValueError(f"methods names {unknown}, which are not in scores ({list(scores)}); fix the names")
+    elif isinstance(methods, str) or not hasattr(methods, "__iter__"):
+        raise ValueError(f"methods must be a list of samplers (e.g. [{methods!r}]) or a dict name -> list of samplers, got {methods!r}")
+    else: methods = list(methods)
     out = []
     for name, val in scores.items():
-        arr, p_mean = (val.scores, val.p_mean) if isinstance(val, ScoreResult) else (np.asarray(val), None)
-        if arr.shape != (n,): raise ValueError(f"scores[{name!r}] has shape {arr.shape} but the training set has {n} samples; score this dataset")
-        if not np.isfinite(arr.astype(np.float64)).all(): raise ValueError(f"scores[{name!r}] has NaN/inf values")
-        ms = methods.get(name, ["top"]) if isinstance(methods, dict) else list(methods)
+        arr, p_mean = (val.scores, val.p_mean) if isinstance(val, ScoreResult) else (val, None)
+        arr = check_scores(arr, f"scores[{name!r}]", n=n)
+        ms = methods.get(name, ["top"]) if isinstance(methods, dict) else methods
+        ms = [ms] if isinstance(ms, str) else list(ms)
+        if not ms: raise ValueError(f"methods{'' if not isinstance(methods, dict) else f'[{name!r}]'} is empty; pass at least one sampler, e.g. ['top']")
         for m in ms:
-            if m not in SAMPLERS: raise ValueError(f"unknown method {m!r} for scores[{name!r}]; choose from {SAMPLERS}")
+            check_choice(m, "method", SAMPLERS)
             if m == "beta" and p_mean is None:
                 raise ValueError(f"method 'beta' for scores[{name!r}] needs p_mean: pass the ScoreResult of a DUAL run, not a bare array")
             out.append((f"{name} + {m}", name, m, arr.astype(np.float64), {"p_mean": p_mean} if m == "beta" else {}))
     if random: out.insert(0, ("random", "random", "random", np.zeros(n), {}))
     if not out: raise ValueError("nothing to run: pass at least one score, or random=True")
     return out
+
+def _as_list(v, name:str, example:str) -> list:
+    "A scalar or a sequence as a non-empty list (numpy scalars unwrapped), or a ValueError naming `name`."
+    items = [v] if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__") else list(v)
+    if not items: raise ValueError(f"{name} is empty; pass at least one value, e.g. {example}")
+    return [x.item() if isinstance(x, np.generic) else x for x in items]
 
 def pruning_experiment(train_ds, # the full training set (N samples)
                        test_ds, # held-out test set
@@ -206,11 +232,11 @@ def pruning_experiment(train_ds, # the full training set (N samples)
                       ) -> pd.DataFrame:
     "Prune by every strategy at every keep_frac, retrain from scratch for every seed, and return the test accuracies as a tidy DataFrame."
     n = len(train_ds)
-    if budget not in BUDGETS: raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
-    fracs = [float(f) for f in np.atleast_1d(keep_fracs)]
-    bad = [f for f in fracs if not 0 < f <= 1]
-    if bad or not fracs: raise ValueError(f"keep_fracs must be non-empty fractions in (0, 1] (kept, not pruned), got {list(keep_fracs)}")
-    seeds = [int(s) for s in np.atleast_1d(seeds)]
+    budget, epochs = check_choice(budget, "budget", BUDGETS), check_int(epochs, "epochs", low=1)
+    fracs = [check_keep_frac(f, "keep_fracs") for f in _as_list(keep_fracs, "keep_fracs", "(0.3, 0.5, 0.7)")]
+    seeds = [check_int(s, "seeds", low=0) for s in _as_list(seeds, "seeds", "(0, 1, 2)")]
+    if model_fn is not None and not callable(model_fn): raise ValueError(f"model_fn must be a zero-argument function that returns a model, got {model_fn!r}")
+    if fit_kwargs is not None and not isinstance(fit_kwargs, dict): raise ValueError(f"fit_kwargs must be a dict of keyword arguments or None, got {type(fit_kwargs).__name__}")
     strategies = _strategies(scores, methods, n, random)
     model_fn = model_fn or default_model_fn(train_ds)
     fit_kwargs = dict(fit_kwargs or {})

@@ -12,33 +12,7 @@ __all__ = ['SAMPLERS', 'class_quotas', 'select_top', 'select_random', 'stratum_b
 import numpy as np
 from scipy.special import betaln
 
-# %% ../nbs/04_sampling.ipynb #376d7d8d
-def _check_scores(scores, arg:str="scores") -> np.ndarray:
-    "`scores` as a finite float64 vector, or a ValueError naming the problem."
-    s = np.asarray(scores)
-    if s.ndim != 1: raise ValueError(f"{arg} must be a 1-D array [N], got shape {s.shape}")
-    if len(s) == 0: raise ValueError(f"{arg} is empty")
-    if not (np.issubdtype(s.dtype, np.number) or s.dtype == bool): raise ValueError(f"{arg} must be numeric, got dtype {s.dtype}")
-    s = s.astype(np.float64)
-    bad = ~np.isfinite(s)
-    if bad.any():
-        raise ValueError(f"{arg} has {int(bad.sum())} NaN/inf values (first at index {int(np.flatnonzero(bad)[0])}); "
-                         f"fix or replace them (e.g. forgetting(..., never_learned=None) instead of inf)")
-    return s
-
-def _n_keep(keep_frac, n:int) -> int:
-    "round(keep_frac * n), after checking that keep_frac is in (0, 1] and keeps at least one sample."
-    if isinstance(keep_frac, bool) or not isinstance(keep_frac, (int, float, np.integer, np.floating)):
-        raise ValueError(f"keep_frac must be a number in (0, 1], got {keep_frac!r}")
-    if not (0 < keep_frac <= 1): raise ValueError(f"keep_frac must be in (0, 1] (the fraction of samples kept), got {keep_frac}")
-    k = int(round(keep_frac * n))
-    if k < 1: raise ValueError(f"keep_frac={keep_frac} of {n} samples rounds to 0 kept samples; raise keep_frac")
-    return k
-
-def _check_labels(labels, n:int) -> np.ndarray:
-    y = np.asarray(labels)
-    if y.shape != (n,): raise ValueError(f"labels must have shape ({n},) to match scores, got {y.shape}")
-    return y
+from .checks import check_array, check_choice, check_int, check_labels, check_number, check_scores, n_keep
 
 # %% ../nbs/04_sampling.ipynb #31c7f176
 def _top(s:np.ndarray, k:int) -> np.ndarray:
@@ -49,9 +23,9 @@ def class_quotas(labels, # class labels [N]
                  keep_frac:float, # fraction kept
                 ) -> dict:
     "Samples kept per class so that each class keeps `keep_frac` of itself and the total is round(keep_frac * N) (largest remainder)."
-    y = np.asarray(labels)
+    y = check_labels(labels, "labels")
     classes, counts = np.unique(y, return_counts=True)
-    k = _n_keep(keep_frac, len(y))
+    k = n_keep(keep_frac, len(y))
     exact = keep_frac * counts
     q = np.floor(exact).astype(np.int64)
     extra = k - q.sum()
@@ -68,10 +42,10 @@ def select_top(scores, # importance [N], higher = keep
                labels=None, # optional class labels [N]: keep the same fraction of every class
               ) -> np.ndarray:
     "Sorted int64 indices of the round(keep_frac * N) highest scores (ties by index); per class when `labels` is given."
-    s = _check_scores(scores)
-    k = _n_keep(keep_frac, len(s))
+    s = check_scores(scores)
+    k = n_keep(keep_frac, len(s))
     if labels is None: return np.sort(_top(s, k)).astype(np.int64)
-    y = _check_labels(labels, len(s))
+    y = check_labels(labels, "labels", n=len(s))
     quotas = class_quotas(y, keep_frac)
     keep = [np.flatnonzero(y == c)[_top(s[y == c], q)] for c, q in quotas.items()]  # a loop over classes
     return np.sort(np.concatenate(keep)).astype(np.int64)
@@ -82,8 +56,8 @@ def select_random(n:int, # dataset size N
                   seed:int=0, # random seed
                  ) -> np.ndarray:
     "Sorted int64 indices of round(keep_frac * n) samples drawn uniformly without replacement."
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1: raise ValueError(f"n must be a positive int, got {n!r}")
-    k = _n_keep(keep_frac, n)
+    n, seed = check_int(n, "n", low=1), check_int(seed, "seed", low=0)
+    k = n_keep(keep_frac, n)
     return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False)).astype(np.int64)
 
 # %% ../nbs/04_sampling.ipynb #7071ea32
@@ -91,10 +65,13 @@ def stratum_budgets(counts, # population of each stratum
                     budget:int, # total number of samples to draw
                    ) -> np.ndarray:
     "CCS allocation: visit strata by increasing population, each taking min(population, remaining // strata left)."
-    counts = np.asarray(counts, dtype=np.int64)
-    if budget < 0 or budget > counts.sum(): raise ValueError(f"budget={budget} must be between 0 and the {counts.sum()} samples in the strata")
+    counts = check_array(counts, "counts", ndim=1)
+    if len(counts) == 0 or not np.issubdtype(counts.dtype, np.integer) or counts.min() < 0:
+        raise ValueError(f"counts must be a non-empty 1-D array of stratum sizes (ints >= 0), got {counts!r}")
+    counts = counts.astype(np.int64)
+    budget = check_int(budget, "budget", low=0, high=int(counts.sum()))
     out = np.zeros_like(counts)
-    rest = int(budget)
+    rest = budget
     for i, s in enumerate(np.argsort(counts, kind="stable")):  # a loop over strata (50), not samples
         out[s] = min(counts[s], rest // (len(counts) - i))
         rest -= out[s]
@@ -116,14 +93,12 @@ def select_ccs(scores, # importance [N] to stratify
                seed:int=0, # random seed for the draws inside strata
               ) -> np.ndarray:
     "Coverage-centric selection: drop the hard_cutoff*N highest cutoff scores, then draw round(keep_frac*N) samples spread evenly over score strata."
-    s = _check_scores(scores)
+    s = check_scores(scores)
     n = len(s)
-    k = _n_keep(keep_frac, n)
-    cut = s if cutoff_scores is None else _check_scores(cutoff_scores, "cutoff_scores")
-    if len(cut) != n: raise ValueError(f"cutoff_scores has {len(cut)} values but scores has {n}; pass one per sample")
-    if not 0 <= hard_cutoff < 1: raise ValueError(f"hard_cutoff must be in [0, 1) (fraction dropped as too hard), got {hard_cutoff}")
-    if isinstance(n_strata, bool) or not isinstance(n_strata, (int, np.integer)) or n_strata < 1:
-        raise ValueError(f"n_strata must be a positive int, got {n_strata!r}")
+    k = n_keep(keep_frac, n)
+    cut = s if cutoff_scores is None else check_scores(cutoff_scores, "cutoff_scores", n=n)
+    hard_cutoff = check_number(hard_cutoff, "hard_cutoff", low=0, high=1, high_open=True)  # the fraction dropped as too hard
+    n_strata, seed = check_int(n_strata, "n_strata", low=1), check_int(seed, "seed", low=0)
     n_cut = int(round(hard_cutoff * n))
     if k > n - n_cut:
         raise ValueError(f"keep_frac={keep_frac} keeps {k} samples but only {n - n_cut} remain after hard_cutoff={hard_cutoff}; "
@@ -141,12 +116,11 @@ def select_ccs(scores, # importance [N] to stratify
 
 # %% ../nbs/04_sampling.ipynb #05da68b1
 def _check_beta_inputs(dual_scores, p_mean, keep_frac):
-    d = _check_scores(dual_scores, "dual_scores")
-    p = _check_scores(p_mean, "p_mean")
-    if len(p) != len(d): raise ValueError(f"p_mean has {len(p)} values but dual_scores has {len(d)}; pass one per sample")
+    d = check_scores(dual_scores, "dual_scores")
+    p = check_scores(p_mean, "p_mean", n=len(d))
     if (d < 0).any(): raise ValueError("dual_scores must be >= 0 (they multiply a probability density); pass `dual(dyn)` scores")
     if (p < 0).any() or (p > 1).any(): raise ValueError("p_mean must lie in [0, 1] (a mean probability); pass `p_true_mean(dyn)`")
-    _n_keep(keep_frac, len(d))
+    n_keep(keep_frac, len(d))
     return d, p
 
 def beta_params(dual_scores, # DUAL scores [N] (>= 0)
@@ -159,8 +133,10 @@ def beta_params(dual_scores, # DUAL scores [N] (>= 0)
                ) -> tuple:
     "The (alpha, beta) of DUAL's Beta density: beta = c_beta*(1 - anchor)*(1 - r**c_d), alpha = c_alpha - beta."
     d, p = _check_beta_inputs(dual_scores, p_mean, keep_frac)
-    if isinstance(n_anchor, bool) or not isinstance(n_anchor, (int, np.integer)) or not 1 <= n_anchor <= len(d):
-        raise ValueError(f"n_anchor must be an int in [1, {len(d)}], got {n_anchor!r}")
+    n_anchor = check_int(n_anchor, "n_anchor", low=1, high=len(d))
+    c_d = check_number(c_d, "c_d", low=0, low_open=True, high=np.inf, high_open=True)
+    c_beta = check_number(c_beta, "c_beta", low=0, low_open=True, high=np.inf, high_open=True)
+    c_alpha = check_number(c_alpha, "c_alpha", high=np.inf, high_open=True)  # alpha = c_alpha - beta > 0 is checked below
     r = 1.0 - keep_frac
     anchor = p[_top(d, n_anchor)].mean()
     b = c_beta * (1 - anchor) * (1 - r ** c_d)
@@ -182,7 +158,7 @@ def beta_sampling_weights(dual_scores, # DUAL scores [N] (>= 0), higher = more i
     "Sampling probabilities [N] (sum 1) of DUAL's Beta sampling: BetaPDF(p_mean; alpha, beta) * DUAL, normalised."
     d, p = _check_beta_inputs(dual_scores, p_mean, keep_frac)
     a, b = beta_params(d, p, keep_frac, c_d, c_beta, c_alpha, n_anchor)
-    if not 0 < eps < 0.5: raise ValueError(f"eps must be in (0, 0.5), got {eps}")
+    eps = check_number(eps, "eps", low=0, high=0.5, low_open=True, high_open=True)
     pc = np.clip(p, eps, 1 - eps)
     logpdf = (a - 1) * np.log(pc) + (b - 1) * np.log1p(-pc) - betaln(a, b)
     with np.errstate(divide="ignore"): logw = logpdf + np.log(d)
@@ -197,8 +173,9 @@ def select_beta(dual_scores, # DUAL scores [N] (>= 0)
                 **kwargs, # c_d, c_beta, c_alpha, n_anchor, eps: see `beta_sampling_weights`
                ) -> np.ndarray:
     "Sorted int64 indices of round(keep_frac * N) samples drawn without replacement with DUAL's Beta-sampling probabilities."
+    seed = check_int(seed, "seed", low=0)
     w = beta_sampling_weights(dual_scores, p_mean, keep_frac, **kwargs)
-    k = _n_keep(keep_frac, len(w))
+    k = n_keep(keep_frac, len(w))
     rng = np.random.default_rng(seed)
     g = rng.gumbel(size=len(w))
     pos = w > 0
@@ -215,10 +192,9 @@ def select(scores, # importance [N], higher = keep (for "beta": the DUAL scores)
            **options, # passed to the method: labels (top), seed (random, ccs, beta), cutoff_scores/hard_cutoff/n_strata (ccs), p_mean/c_d/... (beta)
           ) -> np.ndarray:
     "Sorted int64 indices of the round(keep_frac * N) kept samples, chosen by `method`."
+    method = check_choice(method, "method", SAMPLERS)
     if method == "top": return select_top(scores, keep_frac, **options)
-    if method == "random": return select_random(len(_check_scores(scores)), keep_frac, **options)
+    if method == "random": return select_random(len(check_scores(scores)), keep_frac, **options)
     if method == "ccs": return select_ccs(scores, keep_frac, **options)
-    if method == "beta":
-        if "p_mean" not in options: raise ValueError("method='beta' needs p_mean=... (the mean p_true over the first T epochs, `p_true_mean(dyn)`)")
-        return select_beta(scores, options.pop("p_mean"), keep_frac, **options)
-    raise ValueError(f"unknown method {method!r}; choose one of {SAMPLERS}")
+    if "p_mean" not in options: raise ValueError("method='beta' needs p_mean=... (the mean p_true over the first T epochs, `p_true_mean(dyn)`)")
+    return select_beta(scores, options.pop("p_mean"), keep_frac, **options)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from numpy.lib.stride_tricks import sliding_window_view
 from torch.func import functional_call, grad, vmap
 
+from .checks import check_array, check_choice, check_embeddings, check_int, check_labels, check_number
 from .data import IndexedDataset, make_loader
 
 # %% ../nbs/03_scores.ipynb #50bd5e9e
@@ -32,37 +33,47 @@ def _n_samples(dyn) -> int:
         if a is not None: return int(np.shape(a)[0])
     raise ValueError(f"{type(dyn).__name__} has no dynamics fields (p_true, correct, margin, ...); pass a Dynamics")
 
-def _field(dyn, name:str) -> np.ndarray:
-    "Field `name` of a Dynamics as a float64 (or bool) [N, T] array; a clear error when it was not recorded."
+def _seen(a:np.ndarray, name:str) -> np.ndarray:
+    "`a` [N, T', ...], the epochs of `dyn.{name}` a scorer reads, if it holds no NaN (a sample not seen in an epoch); else a ValueError."
+    bad = np.isnan(a)
+    if bad.ndim > 2: bad = bad.any(tuple(range(2, bad.ndim)))  # [N, T']: sample i unseen in epoch t
+    if bad.any():
+        raise ValueError(f"dyn.{name} is NaN in the epochs this score reads: {int(bad.any(1).sum())} of {a.shape[0]} samples were never seen "
+                         f"in {int(bad.any(0).sum())} of those {a.shape[1]} epochs (NaN marks a sample the epoch did not visit); "
+                         f"record every sample in every epoch (a loader over the whole dataset) or score only fully recorded epochs")
+    return a
+
+def _field(dyn, name:str, take=None) -> np.ndarray:
+    """Field `name` of a Dynamics as float64 (bool becomes 0/1): all [N, T] epochs, or `take(a)`, the part a scorer reads.
+    Refuses a missing field, a wrong shape, non-numbers, and NaN (unseen samples) in the part read."""
     a = getattr(dyn, name, None)
     if a is None:
         raise ValueError(f"this Dynamics has no `{name}` field; record it with DynamicsRecorder (it records it by default) "
                          f"or build the Dynamics with `{name}=...`")
-    a = np.asarray(a)
+    a = check_array(a, f"dyn.{name}")
     if a.ndim != 2: raise ValueError(f"dyn.{name} must be a [N, T] array, got shape {a.shape}")
     if a.shape[1] == 0: raise ValueError(f"dyn.{name} has no recorded epochs; train at least one epoch")
-    return a if a.dtype == bool else a.astype(np.float64)
+    a = a.astype(np.float64)
+    return _seen(a if take is None else take(a), name)
 
 def _epoch_index(epoch, n_epochs:int, arg:str="epoch") -> int:
     "Validate a (possibly negative) epoch index into `n_epochs` recorded epochs."
-    if not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool): raise ValueError(f"{arg} must be an int, got {epoch!r}")
+    epoch = check_int(epoch, arg)
     if not -n_epochs <= epoch < n_epochs:
         raise ValueError(f"{arg}={epoch} is outside the {n_epochs} recorded epochs (0..{n_epochs - 1}, or negative from the end); "
                          f"pick a recorded epoch or train longer")
-    return int(epoch) % n_epochs
+    return epoch % n_epochs
 
 def _first(a:np.ndarray, T, arg:str="T") -> np.ndarray:
     "The first `T` epochs (columns) of `a`; all of them when `T` is None."
     if T is None: return a
-    if not isinstance(T, (int, np.integer)) or isinstance(T, bool) or T < 1:
-        raise ValueError(f"{arg} must be a positive int or None, got {T!r}")
+    T = check_int(T, arg, low=1)
     if T > a.shape[1]: raise ValueError(f"{arg}={T} but only {a.shape[1]} epochs were recorded; lower {arg} or train longer")
     return a[:, :T]
 
 def _windows(a:np.ndarray, window, arg:str="window") -> np.ndarray:
     "All length-`window` sliding windows over the epochs of `a` [N, T]: a view [N, T - window + 1, window]."
-    if not isinstance(window, (int, np.integer)) or isinstance(window, bool) or window < 1:
-        raise ValueError(f"{arg} must be a positive int, got {window!r}")
+    window = check_int(window, arg, low=1)
     if window > a.shape[1]:
         raise ValueError(f"{arg}={window} is longer than the {a.shape[1]} epochs available; lower {arg} or record more epochs")
     return sliding_window_view(a, window, axis=1)
@@ -73,10 +84,7 @@ def el2n(dyn, # a Dynamics, or a list of Dynamics from independent runs (their E
         ) -> np.ndarray:
     "EL2N score [N]: `||softmax(z) - onehot(y)||_2` at `epoch`, mean over runs. High = prediction far from the label (hard or mislabelled)."
     runs = _runs(dyn)
-    cols = []
-    for d in runs:
-        a = _field(d, "el2n")
-        cols.append(a[:, _epoch_index(epoch, a.shape[1])])
+    cols = [_field(d, "el2n", lambda a: a[:, [_epoch_index(epoch, a.shape[1])]])[:, 0] for d in runs]
     return np.mean(cols, axis=0)
 
 # %% ../nbs/03_scores.ipynb #6f765a6e
@@ -113,22 +121,26 @@ def grand(model, # a classifier returning logits, or a list of them (e.g. severa
           device=None, # default: the device of the model's parameters
          ) -> np.ndarray:
     "GraNd score [N]: L2 norm of the per-sample cross-entropy gradient w.r.t. all parameters (eval mode), mean over models. High = large gradient (not yet learned)."
-    if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = check_int(batch_size, "batch_size", low=1)
     models = list(model) if isinstance(model, (list, tuple)) else [model]
     if not models: raise ValueError("model is an empty list; pass a model or a non-empty list of models")
     if len(dataset) == 0: raise ValueError("dataset is empty")
     return np.mean([_grad_norms(m, dataset, batch_size, device) for m in models], axis=0)
 
 # %% ../nbs/03_scores.ipynb #8db95225
-def forgetting(dyn, # a Dynamics (needs `correct`), or a list of runs whose counts are summed
+def forgetting(dyn, # a Dynamics (needs `correct`, bool or 0/1), or a list of runs whose counts are summed
                never_learned:float|None=None, # score of a never-correct sample; None = the number of epochs T (reference)
               ) -> np.ndarray:
     "Forgetting score [N]: number of 1 -> 0 transitions of `correct` over the epochs. High = often forgotten (hard); never-learned samples get T."
+    if never_learned is not None: never_learned = check_number(never_learned, "never_learned")
     total = 0.
     for d in _runs(dyn):
-        c = _field(d, "correct").astype(bool)
+        c = _field(d, "correct")
+        if not np.isin(c, (0.0, 1.0)).all():
+            raise ValueError(f"dyn.correct must hold booleans or 0/1 (one per sample and epoch), found {c[~np.isin(c, (0.0, 1.0))][0]!r}")
+        c = c.astype(bool)
         counts = (c[:, :-1] & ~c[:, 1:]).sum(1).astype(np.float64)
-        counts[~c.any(1)] = c.shape[1] if never_learned is None else float(never_learned)
+        counts[~c.any(1)] = c.shape[1] if never_learned is None else never_learned
         total = total + counts
     return total
 
@@ -137,7 +149,7 @@ def aum(dyn, # a Dynamics (needs `margin`)
         T:int|None=None, # use only the first T epochs (e.g. up to the first learning-rate drop); None = all
        ) -> np.ndarray:
     "Importance -AUM [N]: minus the mean over epochs of the logit margin z_y - max_{c!=y} z_c. High = low margin (hard or mislabelled)."
-    return -_first(_field(dyn, "margin"), T).mean(1)
+    return -_field(dyn, "margin", lambda a: _first(a, T)).mean(1)
 
 # %% ../nbs/03_scores.ipynb #6c5648a5
 def entropy(dyn, # a Dynamics (needs `entropy`, or `probs` [N, T, C])
@@ -145,13 +157,18 @@ def entropy(dyn, # a Dynamics (needs `entropy`, or `probs` [N, T, C])
            ) -> np.ndarray:
     "Entropy of the predicted class distribution at `epoch` [N]. High = uncertain prediction."
     if getattr(dyn, "entropy", None) is None and getattr(dyn, "probs", None) is not None:
-        pr = np.asarray(dyn.probs, dtype=np.float64)
-        pr = pr[:, _epoch_index(epoch, pr.shape[1])]
+        pr = check_array(dyn.probs, "dyn.probs", ndim=3).astype(np.float64)
+        pr = _seen(pr[:, [_epoch_index(epoch, pr.shape[1])]], "probs")[:, 0]
         return -(pr * np.log(pr + 1e-10)).sum(1)
-    e = _field(dyn, "entropy")
-    return e[:, _epoch_index(epoch, e.shape[1])]
+    return _field(dyn, "entropy", lambda a: a[:, [_epoch_index(epoch, a.shape[1])]])[:, 0]
 
 # %% ../nbs/03_scores.ipynb #95514cea
+def _check_ddof(ddof, window) -> tuple:
+    "`ddof` in {0, 1} and `window` a positive int with at least ddof + 1 epochs."
+    ddof, window = check_int(ddof, "ddof", low=0, high=1), check_int(window, "window", low=1)
+    if ddof >= window: raise ValueError(f"window={window} needs at least ddof + 1 = {ddof + 1} epochs; raise window")
+    return ddof, window
+
 def dynamic_uncertainty(dyn, # a Dynamics (needs `p_true`)
                         window:int=10, # J: epochs per sliding window
                         ddof:int=1, # delta degrees of freedom of the window std (1 as in BAAI-DCAI's torch.std)
@@ -159,12 +176,12 @@ def dynamic_uncertainty(dyn, # a Dynamics (needs `p_true`)
                         scale:float=1.0, # constant factor (the BAAI reference multiplies by 10); no effect on rankings
                        ) -> np.ndarray:
     "Dynamic Uncertainty [N]: mean over sliding windows of the std of p_true. High = the prediction fluctuates (uncertain)."
-    if not isinstance(skip, (int, np.integer)) or skip < 0: raise ValueError(f"skip must be an int >= 0, got {skip!r}")
-    if ddof not in (0, 1): raise ValueError(f"ddof must be 0 or 1, got {ddof!r}")
-    if ddof >= window: raise ValueError(f"window={window} needs at least ddof + 1 = {ddof + 1} epochs; raise window")
-    p = _field(dyn, "p_true")
-    if skip >= p.shape[1]: raise ValueError(f"skip={skip} leaves none of the {p.shape[1]} recorded epochs; lower skip")
-    return scale * _windows(p[:, skip:], window).std(axis=-1, ddof=ddof).mean(1)
+    skip, scale = check_int(skip, "skip", low=0), check_number(scale, "scale", low=0, low_open=True, high=np.inf, high_open=True)
+    ddof, window = _check_ddof(ddof, window)
+    def take(a):
+        if skip >= a.shape[1]: raise ValueError(f"skip={skip} leaves none of the {a.shape[1]} recorded epochs; lower skip")
+        return a[:, skip:]
+    return scale * _windows(_field(dyn, "p_true", take), window).std(axis=-1, ddof=ddof).mean(1)
 
 # %% ../nbs/03_scores.ipynb #dc03bb35
 def tdds(dyn, # a Dynamics (needs `kd`)
@@ -174,17 +191,16 @@ def tdds(dyn, # a Dynamics (needs `kd`)
          epochs:str="first", # "first": epochs 0..T-1 (reference); "last": the last T recorded epochs
         ) -> np.ndarray:
     "TDDS score [N]: decay-weighted sum over windows of the L2 deviation of the epoch-to-epoch KL terms. High = prediction changes unevenly (informative)."
-    kd = _field(dyn, "kd")
-    n = kd.shape[1]
-    if epochs not in ("first", "last"): raise ValueError(f"epochs must be 'first' or 'last', got {epochs!r}")
-    if not isinstance(K, (int, np.integer)) or K < 2: raise ValueError(f"K must be an int >= 2 (a window needs one kd value), got {K!r}")
-    if not isinstance(T, (int, np.integer)) or T < K: raise ValueError(f"T={T!r} must be an int >= K={K}")
-    if T > n: raise ValueError(f"T={T} but only {n} epochs were recorded; lower T or train longer")
-    if not 0 < decay <= 1: raise ValueError(f"decay must be in (0, 1], got {decay}")
-    start = 0 if epochs == "first" else n - T
-    # transitions inside the T epochs: kd[:, start+1 .. start+T-1]; window k takes K-1 consecutive ones from position k
-    w = _windows(kd[:, start + 1:start + T], K - 1)  # [N, T-K+1, K-1]
-    if np.isnan(w).any(): raise ValueError("dyn.kd has NaN inside the epochs used (kd[:, 0] is NaN by definition); check the recording")
+    epochs = check_choice(epochs, "epochs", ("first", "last"))
+    K = check_int(K, "K", low=2)  # a window needs one kd value
+    T = check_int(T, "T", low=K)
+    decay = check_number(decay, "decay", low=0, high=1, low_open=True)
+    def take(kd):
+        n = kd.shape[1]
+        if T > n: raise ValueError(f"T={T} but only {n} epochs were recorded; lower T or train longer")
+        start = 0 if epochs == "first" else n - T
+        return kd[:, start + 1:start + T]  # the transitions inside the T epochs (kd[:, 0] is NaN by definition and never read)
+    w = _windows(_field(dyn, "kd", take), K - 1)  # [N, T-K+1, K-1]: window k takes K-1 consecutive kd values from position k
     r = np.sqrt(((w - w.mean(-1, keepdims=True)) ** 2).sum(-1))  # R_k
     k = np.arange(T - K + 1)
     return (r * (decay * (1 - decay) ** (T - K - k))).sum(1)
@@ -197,9 +213,9 @@ def dual(dyn, # a Dynamics (needs `p_true`)
          scale:float=1.0, # constant factor (the reference multiplies the std by 10); no effect on rankings
         ) -> np.ndarray:
     "DUAL score [N]: mean over windows of the first T epochs of std(p_true) * (1 - mean(p_true)). High = uncertain and not yet learned."
-    if ddof not in (0, 1): raise ValueError(f"ddof must be 0 or 1, got {ddof!r}")
-    if ddof >= window: raise ValueError(f"window={window} needs at least ddof + 1 = {ddof + 1} epochs; raise window")
-    w = _windows(_first(_field(dyn, "p_true"), T), window)
+    ddof, window = _check_ddof(ddof, window)
+    scale = check_number(scale, "scale", low=0, low_open=True, high=np.inf, high_open=True)
+    w = _windows(_field(dyn, "p_true", lambda a: _first(a, T)), window)
     return scale * (w.std(axis=-1, ddof=ddof) * (1 - w.mean(axis=-1))).mean(1)
 
 # %% ../nbs/03_scores.ipynb #53498b02
@@ -207,7 +223,7 @@ def p_true_mean(dyn, # a Dynamics (needs `p_true`)
                 T:int|None=30, # first T epochs (as for `dual`); None = all
                ) -> np.ndarray:
     "Mean of p_true over the first T epochs [N] (an 'easiness', not an importance): the x-axis of DUAL's Beta sampling."
-    return _first(_field(dyn, "p_true"), T).mean(1)
+    return _field(dyn, "p_true", lambda a: _first(a, T)).mean(1)
 
 # %% ../nbs/03_scores.ipynb #c28b272e
 def _cos_dist_to_centroids(x:np.ndarray, k:int, seed:int, niter:int) -> np.ndarray:
@@ -227,16 +243,13 @@ def ssl_prototypes(embeddings, # [N, D] features, e.g. from a self-supervised mo
                    niter:int=25, # k-means iterations
                   ) -> np.ndarray:
     "Self-supervised prototype score [N]: cosine distance of the L2-normalised embedding to its nearest k-means centroid. High = far from every prototype (atypical, hard)."
-    x = np.asarray(embeddings, dtype=np.float32)
-    if x.ndim != 2 or len(x) == 0: raise ValueError(f"embeddings must be a non-empty [N, D] array, got shape {x.shape}")
-    if not np.isfinite(x).all(): raise ValueError("embeddings contain NaN or inf; check the model that produced them")
-    if not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1: raise ValueError(f"n_clusters must be a positive int, got {n_clusters!r}")
+    x = check_embeddings(embeddings, "embeddings")
+    n_clusters, seed, niter = check_int(n_clusters, "n_clusters", low=1), check_int(seed, "seed", low=0), check_int(niter, "niter", low=1)
     x = np.ascontiguousarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
     if labels is None:
         if n_clusters > len(x): raise ValueError(f"n_clusters={n_clusters} exceeds the {len(x)} samples; lower n_clusters")
         return _cos_dist_to_centroids(x, int(n_clusters), seed, niter)
-    labels = np.asarray(labels)
-    if labels.shape != (len(x),): raise ValueError(f"labels must have shape ({len(x)},) to match embeddings, got {labels.shape}")
+    labels = check_labels(labels, "labels", n=len(x))
     out = np.empty(len(x))
     for c in np.unique(labels):  # a loop over classes, not samples
         m = labels == c
@@ -248,7 +261,7 @@ def random_scores(n:int, # number of samples
                   seed:int=0, # random seed
                  ) -> np.ndarray:
     "Uniform random scores in [0, 1) [n], the baseline every pruning method must beat. High = nothing (random)."
-    if not isinstance(n, (int, np.integer)) or n < 1: raise ValueError(f"n must be a positive int, got {n!r}")
+    n, seed = check_int(n, "n", low=1), check_int(seed, "seed", low=0)
     return np.random.default_rng(seed).random(n)
 
 SCORERS = {"el2n": el2n, "grand": grand, "forgetting": forgetting, "aum": aum, "entropy": entropy,

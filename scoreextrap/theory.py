@@ -15,40 +15,46 @@ from typing import NamedTuple
 import numpy as np
 from scipy import optimize, special
 
+from .checks import check_array, check_choice, check_int, check_keep_frac, check_number, n_keep
+
 # %% ../nbs/09_theory.ipynb #6f392c30
 KEEP_POLICIES = ("hard", "easy", "random")
 
-def _check(f=None, alpha_tot=None, keep=None, theta=None):
-    "Validate the model's parameters, naming the argument and its valid range."
-    if f is not None and not (0 < f <= 1): raise ValueError(f"f (fraction kept) must be in (0, 1], got {f}")
-    if alpha_tot is not None and not (np.isfinite(alpha_tot) and alpha_tot > 0):
-        raise ValueError(f"alpha_tot (examples per dimension before pruning) must be a positive number, got {alpha_tot}")
-    if keep is not None and keep not in KEEP_POLICIES:
-        raise ValueError(f"keep must be one of {KEEP_POLICIES}, got {keep!r}")
-    if theta is not None and not (0 <= theta < np.pi / 2):
-        raise ValueError(f"theta (probe angle, radians) must be in [0, pi/2), got {theta}")
+def _check(f=..., alpha_tot=..., keep=..., theta=...) -> tuple:
+    "The model's parameters validated (each message names the argument and its range); returns (f, alpha_tot, keep, theta), `...` where not given."
+    if f is not ...: f = check_keep_frac(f, "f")
+    if alpha_tot is not ...: alpha_tot = check_number(alpha_tot, "alpha_tot", low=0, high=np.inf, low_open=True, high_open=True)
+    if keep is not ...: keep = check_choice(keep, "keep", KEEP_POLICIES)
+    if theta is not ...: theta = check_number(theta, "theta", low=0, high=np.pi / 2, high_open=True)  # radians, [0, pi/2)
+    return f, alpha_tot, keep, theta
 
 # %% ../nbs/09_theory.ipynb #52379d06
 def teacher_data(n_dim:int, # N, input dimension
                  alpha_tot:float, # examples per dimension: P = round(alpha_tot * N)
                  seed:int=0):
     "Gaussian inputs X [P, N], teacher labels y = sign(teacher·x) in {-1, +1} [P] and the unit teacher [N] (float64)."
-    _check(alpha_tot=alpha_tot)
-    if int(n_dim) != n_dim or n_dim < 2: raise ValueError(f"n_dim must be an integer >= 2, got {n_dim}")
+    _, alpha_tot, _, _ = _check(alpha_tot=alpha_tot)
+    n_dim, seed = check_int(n_dim, "n_dim", low=2), check_int(seed, "seed", low=0)
     rng = np.random.default_rng(seed)
-    teacher = rng.standard_normal(int(n_dim)); teacher /= np.linalg.norm(teacher)
-    X = rng.standard_normal((max(1, round(alpha_tot * n_dim)), int(n_dim)))
+    teacher = rng.standard_normal(n_dim); teacher /= np.linalg.norm(teacher)
+    X = rng.standard_normal((max(1, round(alpha_tot * n_dim)), n_dim))
     y = np.where(X @ teacher >= 0, 1.0, -1.0)
     return X, y, teacher
 
 # %% ../nbs/09_theory.ipynb #93ca0456
+def _vector(v, name:str, n:int|None=None) -> np.ndarray:
+    "`v` as a finite, non-zero float64 vector (of length `n` when given), or a ValueError naming `name`."
+    v = check_array(v, name, ndim=1, shape=None if n is None else (n,)).astype(np.float64)
+    if not np.isfinite(v).all() or not np.any(v): raise ValueError(f"{name} must be a finite, non-zero vector")
+    return v
+
 def probe(teacher, # [N] teacher direction (any norm)
           theta:float=0.0, # angle to the teacher in radians, [0, pi/2); 0 = perfect metric
           seed:int=0): # picks the random direction orthogonal to the teacher
     "Unit probe `cos(theta) T + sin(theta) v` with `v` a random unit vector orthogonal to the teacher."
-    _check(theta=theta)
-    t = np.asarray(teacher, dtype=np.float64); t = t / np.linalg.norm(t)
-    v = np.random.default_rng(seed).standard_normal(len(t))
+    _, _, _, theta = _check(theta=theta)
+    t = _vector(teacher, "teacher"); t = t / np.linalg.norm(t)
+    v = np.random.default_rng(check_int(seed, "seed", low=0)).standard_normal(len(t))
     v -= (v @ t) * t; v /= np.linalg.norm(v)
     return np.cos(theta) * t + np.sin(theta) * v
 
@@ -58,11 +64,12 @@ def prune_by_margin(X, # inputs [P, N]
                     f:float, # fraction kept, in (0, 1]
                     keep:str="hard", # "hard": smallest |probe·x|; "easy": largest; "random": uniform
                     seed:int=0): # used by keep="random" only
-    "Sorted indices of the `round(f*P)` (at least 1) examples kept by the policy `keep`."
-    _check(f=f, keep=keep)
-    m = np.abs(np.asarray(X, dtype=np.float64) @ np.asarray(probe, dtype=np.float64))
-    k = max(1, round(f * len(m)))
-    if keep == "random": return np.sort(np.random.default_rng(seed).choice(len(m), k, replace=False))
+    "Sorted indices of the `round(f*P)` examples kept by the policy `keep` (an `f` that keeps none is an error)."
+    f, _, keep, _ = _check(f=f, keep=keep)
+    X = check_array(X, "X", ndim=2).astype(np.float64)
+    m = np.abs(X @ _vector(probe, "probe", X.shape[1]))
+    k = n_keep(f, len(m), "f")
+    if keep == "random": return np.sort(np.random.default_rng(check_int(seed, "seed", low=0)).choice(len(m), k, replace=False))
     order = np.argsort(m, kind="stable")
     return np.sort(order[:k] if keep == "hard" else order[len(m) - k:])
 
@@ -92,10 +99,11 @@ def max_margin_student(X, # kept inputs [P, N]
                        method:str="nnls", # "nnls" (exact active set, fast) or "lbfgsb" (dual with bounds)
                        return_dual:bool=False): # also return the dual variables a [P]
     "Hard-margin perceptron through the origin: `w` [N] with `min_i y_i w·x_i = 1` (and its dual `a` when asked)."
-    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if X.ndim != 2 or y.shape != (len(X),): raise ValueError(f"X must be [P, N] and y [P], got {X.shape} and {y.shape}")
+    X = check_array(X, "X", ndim=2).astype(np.float64)
+    y = check_array(y, "y", shape=(len(X),)).astype(np.float64)
+    if len(X) == 0 or not np.isfinite(X).all(): raise ValueError(f"X must be a non-empty, finite [P, N] array, got shape {X.shape}")
     if not np.isin(y, (-1.0, 1.0)).all(): raise ValueError("y must contain only -1 and +1")
-    if method not in ("nnls", "lbfgsb"): raise ValueError(f"method must be 'nnls' or 'lbfgsb', got {method!r}")
+    method = check_choice(method, "method", ("nnls", "lbfgsb"))
     G = X * y[:, None]
     w, a = _ldp(G) if method == "nnls" else _dual_lbfgsb(G)
     return (w, a) if return_dual else w
@@ -104,7 +112,8 @@ def max_margin_student(X, # kept inputs [P, N]
 def test_error(student, # [N] student weights (any norm)
                teacher): # [N] teacher weights (any norm)
     "Generalisation error on fresh Gaussian inputs: the angle between student and teacher over pi, `arccos(R)/pi`."
-    s, t = np.asarray(student, dtype=np.float64), np.asarray(teacher, dtype=np.float64)
+    s = _vector(student, "student")
+    t = _vector(teacher, "teacher", len(s))
     R = np.clip(s @ t / (np.linalg.norm(s) * np.linalg.norm(t)), -1.0, 1.0)
     return float(np.arccos(R) / np.pi)
 
@@ -119,7 +128,9 @@ def simulate_perceptron(n_dim:int, # N, input dimension (>= 400 for agreement wi
                         seed:int=0,
                         method:str="nnls"): # student solver, see `max_margin_student`
     "Test error `arccos(R)/pi` of the max-margin student trained on a pruned teacher-labelled dataset (one run)."
-    _check(f, alpha_tot, keep, theta)
+    f, alpha_tot, keep, theta = _check(f, alpha_tot, keep, theta)
+    n_dim, seed = check_int(n_dim, "n_dim", low=2), check_int(seed, "seed", low=0)
+    method = check_choice(method, "method", ("nnls", "lbfgsb"))
     X, y, t = teacher_data(n_dim, alpha_tot, seed)
     idx = prune_by_margin(X, probe(t, theta, seed + 1), f, keep, seed + 2)
     return test_error(max_margin_student(X[idx], y[idx], method=method), t)
@@ -257,8 +268,7 @@ def perceptron_theory(alpha_tot:float, # examples per dimension before pruning
                       keep:str="hard", # "hard", "easy" or "random"
                       theta:float=0.0): # probe angle in radians, [0, pi/2); 0 = perfect metric
     "Analytic (N -> infinity, replica-symmetric) test error, overlaps and margin of the max-margin student: a `TheoryResult`."
-    _check(f, alpha_tot, keep, theta)
-    alpha_tot, f, theta = float(alpha_tot), float(f), float(theta)
+    f, alpha_tot, keep, theta = _check(f, alpha_tot, keep, theta)  # floats (cache keys) and a known policy
     if keep == "random" or f == 1.0:  # the probe plays no role: the unpruned solution at alpha_tot * f
         r = _theory0(alpha_tot * f, 1.0, "hard")
         return r._replace(rho=r.R * math.cos(theta))

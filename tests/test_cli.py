@@ -45,7 +45,7 @@ def test_score_file_contents(scored):
         assert str(f["scorer"]) == "dual" and str(f["dataset"]) == "synthetic" and int(f["n"]) == 300
         assert str(f["extrapolator"]) == "knn" and len(f["subset_idx"]) == 60 and f["p_mean"].shape == (300,)
         assert set(f["timing_names"].tolist()) == {"train", "score", "embed", "extrapolate", "total"}
-    assert not list(scored.glob("*.part"))  # atomic write left no temporary file
+    assert not list(scored.glob("*.part")) and not list(scored.glob(".*scoreextrap-tmp"))  # atomic write left no temporary file
 
 
 def test_score_prune_round_trip(scored):
@@ -65,14 +65,14 @@ def test_score_prune_round_trip(scored):
 def test_user_errors_are_one_line_without_traceback(scored, tmp_path):
     s = scored / "scores.npz"
     assert_one_line_error(scoreextrap("prune", "--scores", tmp_path / "missing.npz", "--keep-frac", 0.3), "not found")
-    assert_one_line_error(scoreextrap("score", "--dataset", "synthetic", "--scorer", "dull", "--out", tmp_path / "x.npz"), "unknown scorer")
+    assert_one_line_error(scoreextrap("score", "--dataset", "synthetic", "--scorer", "dull", "--out", tmp_path / "x.npz"), "unknown --scorer")
     assert_one_line_error(scoreextrap("prune", "--scores", s, "--keep-frac", 0), "--keep-frac")
     assert_one_line_error(scoreextrap("prune", "--scores", s, "--keep-frac", "abc"), "--keep-frac")
     assert_one_line_error(scoreextrap("prune", "--scores", s, "--keep-frac", 0.3, "--dataset", "synthetic", "--n", 500), "holds scores for 300")
-    assert_one_line_error(scoreextrap("prune", "--scores", s, "--keep-frac", 0.3, "--method", "best"), "unknown method")
+    assert_one_line_error(scoreextrap("prune", "--scores", s, "--keep-frac", 0.3, "--method", "best"), "unknown --method")
     (tmp_path / "junk.npz").write_text("not a zip")
-    assert_one_line_error(scoreextrap("prune", "--scores", tmp_path / "junk.npz", "--keep-frac", 0.3), "cannot read")
-    assert_one_line_error(scoreextrap("score", "--dataset", "imagenet99"), "unknown dataset")
+    assert_one_line_error(scoreextrap("prune", "--scores", tmp_path / "junk.npz", "--keep-frac", 0.3), "not a .npz scores file")
+    assert_one_line_error(scoreextrap("score", "--dataset", "imagenet99"), "unknown --dataset")
     assert_one_line_error(scoreextrap("score", "--dataset", "synthetic", "--subset-frac", 2), "--subset-frac")
     assert_one_line_error(scoreextrap("prune", "--keep-frac", 0.3), "--scores")
     assert_one_line_error(scoreextrap("demo", "--n", 0), "--n must be")

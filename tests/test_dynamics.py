@@ -23,6 +23,7 @@ def test_recorder_is_independent_of_batching_and_order(n, c, bs, seed):
         for b in torch.randperm(n, generator=g).split(bs): rec.update(b, logits[e][b], y[b])
         rec.end_epoch()
     dyn = rec.dynamics
+    assert dyn.correct.dtype == np.float32  # 1.0 / 0.0 in the recorder's dtype, not bool
     ref0 = per_sample_dynamics(logits[0], y)
     ref1 = per_sample_dynamics(logits[1], y, ref0["probs"])
     for k in FIELDS:
@@ -56,6 +57,14 @@ def test_save_load_roundtrip_and_rejects_bad_files(tmp_path):
     with pytest.raises(ValueError): Dynamics.load(tmp_path / "obj.npy")
     np.savez(tmp_path / "bad.npz", p_true=np.zeros((5, 3)), labels=np.arange(4))
     with pytest.raises(ValueError, match="labels must have shape"): Dynamics.load(tmp_path / "bad.npz")
+
+
+def test_float_correct_with_unseen_samples_roundtrips(tmp_path):
+    "`correct` as the recorder stores it (1.0 / 0.0, NaN = not seen) survives save/load bit for bit, NaN included."
+    c = np.array([[1, 0, np.nan], [np.nan, 1, 1]], dtype=np.float16)
+    Dynamics(correct=c).save(tmp_path / "c.npz")
+    back = Dynamics.load(tmp_path / "c.npz").correct
+    assert back.dtype == np.float16 and np.array_equal(back, c, equal_nan=True)
 
 
 def test_fit_rejects_mismatched_recorder_and_checkpoint(tmp_path):

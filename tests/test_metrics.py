@@ -4,7 +4,8 @@ import numpy as np, pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
-from scoreextrap.metrics import rank_agreement, kept_overlap, top_indices, extrapolation_report
+from scoreextrap.metrics import rank_agreement, kept_overlap, extrapolation_report
+from scoreextrap.sampling import select_top
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 
@@ -35,20 +36,15 @@ def test_rank_agreement_invariant_to_monotone_maps(x):
     assert np.isclose(r["spearman"], 1) and np.isclose(r["kendall"], 1)
 
 @settings(max_examples=100, deadline=None)
-@given(arrays(np.float64, st.integers(1, 60), elements=finite), st.floats(0.01, 1.0))
-def test_top_indices_is_sorted_topk(x, f):
-    idx = top_indices(x, f)
-    m = max(1, int(round(f * len(x))))
-    assert len(idx) == m and np.all(np.diff(idx) > 0)
-    kept, dropped = x[idx], np.delete(x, idx)
-    if len(dropped): assert kept.min() >= dropped.max()
-
-@settings(max_examples=100, deadline=None)
 @given(st.integers(1, 80), st.integers(0, 10_000), st.floats(0.01, 1.0))
 def test_kept_overlap_matches_sets(n, seed, f):
     rng = np.random.default_rng(seed)
     a, b = rng.random(n), rng.random(n)
-    m = max(1, int(round(f * n)))
+    m = int(round(f * n))
+    if m == 0:  # the sampler's rule: a keep_frac that keeps no sample is an error, not one sample
+        with pytest.raises(ValueError, match="rounds to 0 kept samples"): kept_overlap(a, b, f)
+        return
+    assert np.array_equal(select_top(a, f), np.sort(np.argsort(-a)[:m]))  # the set compared is exactly what pruning keeps
     A, B = set(np.argsort(-a)[:m]), set(np.argsort(-b)[:m])
     assert np.isclose(kept_overlap(a, b, f), len(A & B) / len(A | B))
     assert kept_overlap(a, a, f) == 1.0
@@ -74,3 +70,11 @@ def test_bad_subset():
     t = np.arange(10.0)
     for sub, msg in (([], "empty"), ([0, 0], "duplicate"), ([10], r"\[0, 9\]"), ([0.5], "integer")):
         with pytest.raises(ValueError, match=msg): extrapolation_report(t, t, sub)
+
+
+def test_report_one_keep_frac():
+    "One keep_frac (not a tuple) gives the same jaccard column as the tuple form (it used to fail with AttributeError)."
+    rng = np.random.default_rng(2)
+    t = rng.random(200); p = t + 0.3 * rng.standard_normal(200)
+    A, B = set(np.argsort(-p, kind="stable")[:60]), set(np.argsort(-t, kind="stable")[:60])
+    assert extrapolation_report(p, t, keep_fracs=0.3)["jaccard@0.3"] == len(A & B) / len(A | B)

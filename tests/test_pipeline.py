@@ -122,7 +122,7 @@ def test_pruning_experiment_table(data, subset_run):
 
 def test_pruning_experiment_errors(data, subset_run):
     train, test, mf = data
-    with pytest.raises(ValueError, match="has shape"): pruning_experiment(train, test, {"x": np.zeros(3)})
+    with pytest.raises(ValueError, match=r"has 3 values but there are"): pruning_experiment(train, test, {"x": np.zeros(3)})
     with pytest.raises(ValueError, match="keep_fracs"): pruning_experiment(train, test, {"x": subset_run}, keep_fracs=(0,))
     with pytest.raises(ValueError, match="needs p_mean"): pruning_experiment(train, test, {"x": subset_run.scores}, methods=["beta"])
     with pytest.raises(ValueError, match="budget"): pruning_experiment(train, test, {"x": subset_run}, budget="steps")

@@ -153,6 +153,31 @@ def test_windowed_scores_property(p, J, ddof, skip):
 @given(arrays(np.bool_, st.tuples(st.integers(1, 10), st.integers(1, 10))))
 def test_forgetting_property(c):
     np.testing.assert_array_equal(forgetting(Dynamics(correct=c)), forgetting_loop(c))
+    np.testing.assert_array_equal(forgetting(Dynamics(correct=c.astype(np.float16))), forgetting_loop(c))  # 0/1 floats, as a recorder stores them
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.bool_, st.tuples(st.integers(1, 10), st.integers(1, 10))), st.data())
+def test_unseen_samples_refused_by_every_scorer(c, data):
+    "One NaN (a sample not seen in an epoch) inside the epochs a scorer reads is refused, with the counts of samples and epochs."
+    n, t = c.shape
+    i, j = data.draw(st.integers(0, n - 1)), data.draw(st.integers(0, t - 1))
+    holes = c.astype(np.float64); holes[i, j] = np.nan
+    msg = f"1 of {n} samples were never seen in 1 of those"
+    with pytest.raises(ValueError, match=f"dyn.correct is NaN.*{msg}"): forgetting(Dynamics(correct=holes))
+    with pytest.raises(ValueError, match=f"dyn.margin is NaN.*{msg} {t} epochs"): aum(Dynamics(margin=holes))
+    with pytest.raises(ValueError, match=f"dyn.el2n is NaN.*{msg} 1 epochs"): el2n(Dynamics(el2n=holes), epoch=j)
+    with pytest.raises(ValueError, match=f"dyn.p_true is NaN.*{msg} {t} epochs"): dual(Dynamics(p_true=holes), T=t, window=1, ddof=0)
+    with pytest.raises(ValueError, match="dyn.p_true is NaN"): dynamic_uncertainty(Dynamics(p_true=holes), window=1, ddof=0)
+    with pytest.raises(ValueError, match="dyn.p_true is NaN"): p_true_mean(Dynamics(p_true=holes), T=None)
+    with pytest.raises(ValueError, match="dyn.entropy is NaN"): entropy(Dynamics(entropy=holes), epoch=j)
+    if t > 1:  # an epoch the scorer does not read may hold NaN
+        np.testing.assert_array_equal(el2n(Dynamics(el2n=holes), epoch=(j + 1) % t), c[:, (j + 1) % t])
+    if j > 0 and t >= 3:  # tdds reads kd[:, 1:T]; kd[:, 0] is NaN by definition and allowed
+        kd = np.random.default_rng(0).random((n, t)); kd[:, 0] = np.nan
+        assert np.isfinite(tdds(Dynamics(kd=kd), T=t, K=2)).all()
+        kd[i, j] = np.nan
+        with pytest.raises(ValueError, match=f"dyn.kd is NaN.*{msg} {t - 1} epochs"): tdds(Dynamics(kd=kd), T=t, K=2)
 
 
 @settings(max_examples=25, deadline=None)
@@ -178,15 +203,15 @@ def test_validation_messages():
     d = Dynamics(p_true=np.random.default_rng(0).random((4, 12)), kd=np.random.default_rng(1).random((4, 12)))
     with pytest.raises(ValueError, match="T=30 but only 12 epochs"): dual(d)
     with pytest.raises(ValueError, match="T=30 but only 12 epochs"): tdds(d)
-    with pytest.raises(ValueError, match="epochs must be 'first' or 'last'"): tdds(d, T=12, epochs="middle")
+    with pytest.raises(ValueError, match="unknown epochs 'middle'; choose one of first, last"): tdds(d, T=12, epochs="middle")
     with pytest.raises(ValueError, match="K must be an int >= 2"): tdds(d, T=12, K=1)
-    with pytest.raises(ValueError, match="decay must be in"): tdds(d, T=12, decay=0)
+    with pytest.raises(ValueError, match=r"decay must be a number in \(0, 1\]"): tdds(d, T=12, decay=0)
     with pytest.raises(ValueError, match="skip=12 leaves none"): dynamic_uncertainty(d, window=1, ddof=0, skip=12)
-    with pytest.raises(ValueError, match="ddof must be 0 or 1"): dual(d, T=12, ddof=2)
-    with pytest.raises(ValueError, match="NaN inside the epochs"): tdds(Dynamics(kd=np.full((2, 12), np.nan)), T=12)
-    with pytest.raises(ValueError, match="embeddings contain NaN"): ssl_prototypes(np.full((3, 2), np.nan), 1)
+    with pytest.raises(ValueError, match=r"ddof must be an int in \[0, 1\]"): dual(d, T=12, ddof=2)
+    with pytest.raises(ValueError, match="dyn.kd is NaN in the epochs this score reads: 2 of 2 samples"): tdds(Dynamics(kd=np.full((2, 12), np.nan)), T=12)
+    with pytest.raises(ValueError, match="embeddings has 3 rows with NaN"): ssl_prototypes(np.full((3, 2), np.nan), 1)
     with pytest.raises(ValueError, match="labels must have shape"): ssl_prototypes(np.ones((3, 2)), 1, labels=[0, 1])
-    with pytest.raises(ValueError, match="n must be a positive int"): random_scores(0)
+    with pytest.raises(ValueError, match="n must be an int >= 1"): random_scores(0)
 
 
 def test_ssl_prototypes_brute_force():

@@ -16,7 +16,10 @@ def test_prune_sizes_and_order(P, n, f, seed, theta):
     t = rng.standard_normal(n)
     J = th.probe(t, theta, seed)
     m = np.abs(X @ J)
-    k = max(1, round(f * P))
+    k = round(f * P)
+    if k == 0:  # the samplers' rule: an f that keeps no example is an error, not one example
+        with pytest.raises(ValueError, match="rounds to 0 kept samples; raise f"): th.prune_by_margin(X, J, f)
+        return
     out = {keep: th.prune_by_margin(X, J, f, keep, seed) for keep in th.KEEP_POLICIES}
     for keep, idx in out.items():
         assert len(idx) == k and len(np.unique(idx)) == k          # size round(f*P), no duplicates
@@ -40,7 +43,9 @@ def _slsqp_primal(X, y):
     res = optimize.minimize(lambda w: 0.5 * w @ w, G.mean(0) * 10, jac=lambda w: w, method="SLSQP",
                             constraints=[dict(type="ineq", fun=lambda w: G @ w - 1, jac=lambda w: G)],
                             options=dict(ftol=1e-14, maxiter=1000))
-    assert res.success
+    # status 8 ("positive directional derivative in line search"): at ftol=1e-14 SLSQP can stall there once it has
+    # converged, depending on the BLAS threads' rounding; accept it only when the point is feasible to 1e-9.
+    assert res.status == 0 or (res.status == 8 and (G @ res.x).min() >= 1 - 1e-9), res.message
     return res.x
 
 
@@ -104,9 +109,9 @@ def test_theory_monotone_and_asymptotic():
 
 
 @pytest.mark.parametrize("bad,match", [
-    (dict(f=0.0), "f \\(fraction kept\\)"), (dict(f=1.5), "f \\(fraction kept\\)"),
+    (dict(f=0.0), r"f must be a number in \(0, 1\]"), (dict(f=1.5), r"f must be a number in \(0, 1\]"),
     (dict(alpha_tot=0.0), "alpha_tot"), (dict(alpha_tot=-1.0), "alpha_tot"), (dict(alpha_tot=np.inf), "alpha_tot"),
-    (dict(keep="middle"), "keep must be"), (dict(theta=-0.1), "theta"), (dict(theta=np.pi / 2), "theta")])
+    (dict(keep="middle"), "unknown keep 'middle'"), (dict(theta=-0.1), "theta"), (dict(theta=np.pi / 2), "theta")])
 def test_value_errors(bad, match):
     args = dict(alpha_tot=2.0, f=0.5, keep="hard", theta=0.0) | bad
     with pytest.raises(ValueError, match=match):
@@ -120,4 +125,4 @@ def test_value_errors_helpers():
     with pytest.raises(ValueError, match="n_dim"): th.teacher_data(1, 2)
     with pytest.raises(ValueError, match="method"): th.max_margin_student(X, y, method="cvx")
     with pytest.raises(ValueError, match="-1 and \\+1"): th.max_margin_student(X, (y + 1) / 2)
-    with pytest.raises(ValueError, match="y \\[P\\]"): th.max_margin_student(X, y[:-1])
+    with pytest.raises(ValueError, match=r"y must have shape \(20,\)"): th.max_margin_student(X, y[:-1])
