@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, Subset
 
-from .checks import check_choice, check_int, check_labels, check_number
+from .checks import check_bool, check_choice, check_int, check_labels, check_number
 
 # %% ../nbs/00_data.ipynb #c9024f5d
 def channel_stats(images) -> tuple:
@@ -165,7 +165,7 @@ def synthetic_images(n:int=1000, n_classes:int=10, img_size:int=28, channels:int
     n, n_classes = check_int(n, "n", low=1), check_int(n_classes, "n_classes", low=2)
     img_size, channels = check_int(img_size, "img_size", low=1), check_int(channels, "channels", low=1)
     seed, noise = check_int(seed, "seed", low=0), check_number(noise, "noise", low=0)
-    if not isinstance(train, bool): raise ValueError(f"train must be True or False, got {train!r}")
+    check_bool(train, "train")
     protos = torch.rand(n_classes, channels, 7, 7, generator=torch.Generator().manual_seed(seed))
     protos = torch.nn.functional.interpolate(protos, size=img_size, mode="bilinear", align_corners=False)
     g = torch.Generator().manual_seed(2 * seed + (0 if train else 1) + 1)

@@ -19,7 +19,7 @@ from torch import nn
 
 from fastcore.basics import patch
 
-from .checks import check_array, check_choice, check_in_file, check_int, check_labels, check_number, check_out_path
+from .checks import check_array, check_bool, check_choice, check_in_file, check_int, check_labels, check_number, check_out_path
 from .core import atomic_write, progress_bar
 from .data import IndexedDataset, make_loader
 from .models import default_device, inference_batch_size
@@ -129,7 +129,7 @@ class DynamicsRecorder:
                  keep_probs:bool=False, # also keep the full probabilities [N, T, C] (memory: N*T*C floats)
                  dtype=np.float32): # floating storage dtype of every field, `correct` included (np.float16 halves memory)
         n_samples, n_classes = check_int(n_samples, "n_samples", low=1), check_int(n_classes, "n_classes", low=2)
-        if not isinstance(keep_probs, bool): raise ValueError(f"keep_probs must be True or False, got {keep_probs!r}")
+        check_bool(keep_probs, "keep_probs")
         try: dtype = np.dtype(dtype)
         except TypeError as e: raise ValueError(f"dtype must be a numpy floating dtype such as np.float32, got {dtype!r}") from e
         if not np.issubdtype(dtype, np.floating):
@@ -335,7 +335,7 @@ def fit(model:nn.Module,
     if schedule_epochs < epochs: raise ValueError(f"schedule_epochs={schedule_epochs} is shorter than epochs={epochs}; pass schedule_epochs >= epochs")
     if recorder is not None and not isinstance(recorder, DynamicsRecorder): raise ValueError(f"recorder must be a DynamicsRecorder or None, got {type(recorder).__name__}")
     if augment is not None and not callable(augment): raise ValueError(f"augment must be a callable or None, got {augment!r}")
-    if progress is not None and not isinstance(progress, bool): raise ValueError(f"progress must be True, False or None, got {progress!r}")
+    check_bool(progress, "progress", allow_none=True)
     if checkpoint_dir is not None:
         if not isinstance(checkpoint_dir, (str, Path)) or not str(checkpoint_dir): raise ValueError(f"checkpoint_dir must be a folder path, got {checkpoint_dir!r}")
         if Path(checkpoint_dir).exists() and not Path(checkpoint_dir).is_dir(): raise ValueError(f"checkpoint_dir {str(checkpoint_dir)!r} is a file, not a folder")

@@ -28,6 +28,7 @@ CHECKS_CASES = [
     ("indices strings", lambda w: checks.check_indices(["0"], "subset_idx", n=5), ValueError, ["subset_idx", "numbers"]),
     ("embeddings overflow float32", lambda w: checks.check_embeddings(np.full((2, 3), 1e300)), ValueError, ["embeddings", "NaN/inf"]),
     ("array ragged", lambda w: checks.check_array([[1, 2], [3]], "probs"), ValueError, ["probs"]),
+    ("bool given as int", lambda w: checks.check_bool(1, "keep_probs"), ValueError, ["keep_probs", "True or False"]),
     ("choice wrong case", lambda w: checks.check_choice("KNN", "extrapolator", ("knn", "gnn")), ValueError, ["extrapolator", "knn, gnn"]),
 ]
 
