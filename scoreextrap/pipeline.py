@@ -113,7 +113,7 @@ def score_dataset(train_ds, # training set, items (x, y); e.g. `load_dataset("fa
                   stratify:bool=False, # draw the subset with the same fraction from every class
                   score_kwargs:dict|None=None, # options of the scorer (e.g. T, window for DUAL)
                   extrapolator_kwargs:dict|None=None, # options of `knn_extrapolate` / `gnn_extrapolate` (k, weighting, ...)
-                  fit_kwargs:dict|None=None, # options of `fit` (batch_size, lr, augment, ...)
+                  fit_kwargs:dict|None=None, # options of `fit` (batch_size, lr, augment, step, ...)
                   device=None, # default: `default_device()`
                   progress:bool|None=None, # progress bars
                  ) -> ScoreResult:
@@ -133,7 +133,8 @@ def score_dataset(train_ds, # training set, items (x, y); e.g. `load_dataset("fa
     torch.manual_seed(seed)
     model = model_fn()
     train = train_ds if subset_frac is None else train_ds.subset(idx) if hasattr(train_ds, "subset") else torch.utils.data.Subset(train_ds, idx)
-    rec = DynamicsRecorder(len(idx), n_classes_of(train_ds), labels=labels[idx])
+    custom_step = (fit_kwargs or {}).get("step") is not None  # it may train on other targets than the labels (pseudo-labels, noise)
+    rec = DynamicsRecorder(len(idx), n_classes_of(train_ds), labels=None if custom_step else labels[idx])
     t0 = time.perf_counter()
     hist = fit(model, train, epochs, recorder=rec, seed=seed, device=device, progress=progress, **(fit_kwargs or {}))
     timings["train"] = time.perf_counter() - t0

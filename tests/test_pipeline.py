@@ -134,3 +134,22 @@ def test_gnn_extrapolator(data):
     assert r.extrapolator == "gnn" and r.scores.shape == (400,) and np.isfinite(r.scores).all()
     np.testing.assert_allclose(r.scores[r.subset_idx], dual(r.dynamics, T=4, window=2))
     assert r.timings["extrapolate"] > 0 and (0 <= r.p_mean).all() and (r.p_mean <= 1).all()
+
+
+def test_a_custom_training_step_runs_through_score_dataset(data):
+    "A step that trains on shuffled labels needs no library change: the recorder scores against the step's targets."
+    import torch
+    import torch.nn.functional as F
+    train, _, mf = data
+    shuffled = train.targets[torch.randperm(len(train), generator=torch.Generator().manual_seed(0))]
+    sub = subset_indices(len(train), 0.5, seed=2)
+    def shuffled_label_step(model, x, y, idx):  # idx indexes the trained subset, 0..len(sub)-1
+        targets = shuffled[torch.as_tensor(sub)[idx]].to(y.device)
+        logits = model(x)
+        return F.cross_entropy(logits, targets), logits, targets
+    r = run(train, mf, subset_frac=0.5, seed=2, fit_kwargs={**FIT, "step": shuffled_label_step})
+    assert (r.subset_idx == sub).all()
+    # the recorded per-sample loss averaged over each epoch is that epoch's training loss (float32 sums of 200 losses)
+    np.testing.assert_allclose(r.dynamics.loss.mean(0), r.history.train_loss.values, rtol=1e-4)
+    # and differs from what the true labels would give: the shuffled targets disagree with most labels
+    assert (shuffled[sub] != train.targets[sub]).float().mean() > 0.5
