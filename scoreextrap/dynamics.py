@@ -22,7 +22,7 @@ from fastcore.basics import patch
 from .checks import check_array, check_bool, check_choice, check_in_file, check_int, check_labels, check_number, check_out_path
 from .core import atomic_write, progress_bar
 from .data import IndexedDataset, make_loader
-from .models import default_device, inference_batch_size
+from .models import default_device, eval_batches
 
 # %% ../nbs/02_dynamics.ipynb #7993d822
 FIELDS = ("p_true", "loss", "correct", "margin", "el2n", "entropy", "kd")
@@ -209,17 +209,12 @@ def evaluate(model:nn.Module, # a classifier returning logits
              device=None, # default: the device of the model's parameters
             ) -> dict:
     "Mean cross-entropy and accuracy of `model` on `dataset`, in eval mode (the model's mode is restored afterwards)."
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    batch_size = inference_batch_size(device) if batch_size is None else check_int(batch_size, "batch_size", low=1)
-    if len(dataset) == 0: raise ValueError("dataset is empty; evaluate needs at least one sample")
-    was_training, total_loss, n_correct = model.training, 0.0, 0
-    model.eval()
-    try:
-        for x, y, _ in make_loader(dataset if isinstance(dataset, IndexedDataset) else IndexedDataset(dataset), batch_size=batch_size):
-            logits = model(x.to(device))
-            total_loss += F.cross_entropy(logits, y.to(device), reduction="sum").item()
-            n_correct += (logits.argmax(1).cpu() == y).sum().item()
-    finally: model.train(was_training)
+    total_loss, n_correct = 0.0, 0
+    with eval_batches(model, dataset, batch_size=batch_size, device=device) as batches:
+        for x, y, _ in batches:
+            logits = model(x)
+            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+            n_correct += (logits.argmax(1) == y).sum().item()
     return {"loss": total_loss / len(dataset), "acc": n_correct / len(dataset)}
 
 # %% ../nbs/02_dynamics.ipynb #9f143a87

@@ -16,7 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from torch.func import functional_call, grad, vmap
 
 from .checks import check_array, check_choice, check_embeddings, check_int, check_labels, check_number
-from .data import IndexedDataset, make_loader
+from .models import eval_batches
 
 # %% ../nbs/03_scores.ipynb #50bd5e9e
 def _runs(dyn) -> list:
@@ -90,7 +90,6 @@ def el2n(dyn, # a Dynamics, or a list of Dynamics from independent runs (their E
 # %% ../nbs/03_scores.ipynb #6f765a6e
 def _grad_norms(model:torch.nn.Module, dataset, batch_size:int, device) -> np.ndarray:
     "Per-sample norms of the gradient of the cross-entropy w.r.t. all trainable parameters of one model."
-    device = torch.device(device) if device is not None else next(model.parameters()).device
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     if not names: raise ValueError("model has no trainable parameters (requires_grad=True); GraNd needs at least one")
     frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
@@ -101,18 +100,12 @@ def _grad_norms(model:torch.nn.Module, dataset, batch_size:int, device) -> np.nd
         return F.cross_entropy(out, y.unsqueeze(0))
 
     per_sample_grads = vmap(grad(loss_one), in_dims=(None, 0, 0))
-    ds = dataset if isinstance(dataset, IndexedDataset) else IndexedDataset(dataset)
-    out = np.full(len(ds), np.nan)
-    was_training = model.training
-    model.eval()
-    try:
-        params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-        for x, y, idx in make_loader(ds, batch_size=batch_size):
-            g = per_sample_grads(params, x.to(device), torch.as_tensor(y).to(device))
-            sq = sum(v.flatten(1).double().pow(2).sum(1) for v in g.values())
-            out[np.asarray(idx)] = sq.sqrt().cpu().numpy()
-    finally:
-        model.train(was_training)
+    out = np.full(len(dataset), np.nan)
+    params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    with eval_batches(model, dataset, batch_size=batch_size, device=device) as batches:
+        for x, y, idx in batches:
+            g = per_sample_grads(params, x, y)
+            out[idx] = sum(v.flatten(1).double().pow(2).sum(1) for v in g.values()).sqrt().cpu().numpy()
     return out
 
 def grand(model, # a classifier returning logits, or a list of them (e.g. several seeds; their GraNd is averaged)
