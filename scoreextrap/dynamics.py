@@ -219,12 +219,10 @@ def evaluate(model:nn.Module, # a classifier returning logits
 
 # %% ../nbs/02_dynamics.ipynb #9f143a87
 def _make_optimizer(model, optimizer, lr, momentum, weight_decay):
-    check_choice(optimizer, "optimizer", ("sgd", "adam"))
     if optimizer == "sgd": return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
     return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
 
 def _make_schedule(opt, schedule, total_steps):
-    check_choice(schedule, "schedule", ("cosine", None))
     if schedule is None: return None
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
 
