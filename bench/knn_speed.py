@@ -1,6 +1,6 @@
 """kNN score extrapolation: faiss vs brute force, and approximate indexes at 1M scale.
 
-Part A: `scoreextrap.knn.knn_extrapolate` (faiss exact `IndexFlatL2`) against a brute-force torch version
+Part A: `scoreextrap.extrapolate.extrapolate` with kNN (faiss exact `IndexFlatL2`) against a brute-force torch version
 (`torch.cdist` + `topk` in query blocks, the method of the reference code) on the same data: identical
 neighbours/scores and the time ratio, runs alternated side by side, medians of several runs.
 Part B: 1M synthetic clustered 512-d embeddings, a 100k scored subset: IVF and HNSW time, and Spearman /
@@ -22,7 +22,8 @@ import torch
 import faiss
 from scipy import stats
 
-from scoreextrap.knn import knn_extrapolate, build_index, search
+from scoreextrap.knn import build_index, search
+from scoreextrap.extrapolate import extrapolate
 
 
 def brute_extrapolate(emb, sub, scores, k, weighting="mean", block=4096):
@@ -67,7 +68,7 @@ def part_a(n, d, m, k, repeats, seed=0):
             order = (0, 1) if r % 2 == 0 else (1, 0)  # alternate which runs first
             res = {}
             for o in order:
-                if o == 0: res["faiss"], t = timed(knn_extrapolate, emb, sub, sc, k=k, weighting=weighting); tf.append(t); cf.append(CPU["last"])
+                if o == 0: res["faiss"], t = timed(extrapolate, emb, sub, sc, k=k, weighting=weighting); tf.append(t); cf.append(CPU["last"])
                 else: res["brute"], t = timed(brute_extrapolate, emb, sub, sc, k, weighting); tb.append(t); cb.append(CPU["last"])
             ratios.append(tb[-1] / tf[-1])
         pf, (pb, nnb) = res["faiss"], res["brute"]
@@ -121,7 +122,7 @@ def part_b(n, m, k, n_check, configs, seed=0):
           f"-> full {len(rest):,} queries est. {est:.0f}s wall")
     del ix; gc.collect()
     for name, index, opts in configs:
-        pred, t = timed(knn_extrapolate, X, sub, score[sub], k=k, index=index, **opts)
+        pred, t = timed(extrapolate, X, sub, score[sub], k=k, index=index, **opts)
         ix = build_index(X[sub], index=index, **opts)
         _, I = search(ix, X[check], k); del ix
         recall = np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(I, I_exact)])

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from scoreextrap.data import IndexedDataset, load_dataset, make_loader
-from scoreextrap.dynamics import DynamicsRecorder, fit
+from scoreextrap.dynamics import DynamicsRecorder
+from scoreextrap.train import fit
 from scoreextrap.models import SmallCNN
 
 

@@ -6,7 +6,7 @@ Docs: https://scoreextrap.github.io/scoreextrap/checks.html.md"""
 
 # %% auto #0
 __all__ = ['check_int', 'check_number', 'check_keep_frac', 'n_keep', 'check_choice', 'check_bool', 'check_array', 'check_scores',
-           'check_labels', 'check_indices', 'check_embeddings', 'check_out_path', 'check_in_file']
+           'check_targets', 'check_labels', 'check_indices', 'check_embeddings', 'check_out_path', 'check_in_file']
 
 # %% ../nbs/00b_checks.ipynb #033dfe9f
 import numbers
@@ -114,6 +114,18 @@ def check_scores(scores, # importance values [N]
         raise ValueError(f"{name} has {int(bad.sum())} NaN/inf values (first at index {int(np.flatnonzero(bad)[0])}); "
                          f"fix or replace them (e.g. forgetting(..., never_learned=None) instead of inf)")
     return s
+
+# %% ../nbs/00b_checks.ipynb #c0d2923c
+def check_targets(targets, # what an extrapolator learns: one value [m] or k values [m, k] per sample
+                  name:str="targets", # the argument's name
+                  *, n:int|None=None, # required number of samples
+                 ) -> np.ndarray:
+    "`targets` as a finite float64 matrix [m, k] (a vector [m] becomes [m, 1]), or a ValueError naming `name`."
+    a = check_array(targets, name)
+    if a.ndim not in (1, 2): raise ValueError(f"{name} must be [m] (one value per sample) or [m, k] (k values per sample), got shape {a.shape}")
+    a = a.reshape(len(a), -1)
+    for j in range(a.shape[1]): check_scores(a[:, j], name if a.shape[1] == 1 else f"{name}[:, {j}]", n=n)
+    return a.astype(np.float64)
 
 # %% ../nbs/00b_checks.ipynb #155f7601
 def check_labels(labels, # class indices [N]

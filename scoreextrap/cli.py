@@ -6,23 +6,25 @@ Docs: https://scoreextrap.github.io/scoreextrap/cli.html.md"""
 
 # %% auto #0
 __all__ = ['SCORES_FORMAT', 'DEMO_SIZES', 'cli_dataset', 'save_scores', 'load_scores', 'score_cmd', 'prune_cmd', 'demo',
-           'print_demo', 'main']
+           'print_demo', 'demo_cmd', 'main']
 
 # %% ../nbs/10_cli.ipynb #db47f584
-import argparse, os, sys, time
+import argparse, inspect, os, sys, time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from fastcore.docments import docments
 
 from .data import DATASETS, load_dataset
-from .checks import check_array, check_choice, check_in_file, check_int, check_keep_frac, check_number, check_out_path, check_scores
+from .checks import check_array, check_bool, check_choice, check_in_file, check_int, check_keep_frac, check_number, check_out_path, check_scores
 from .core import atomic_write
 from .metrics import kept_overlap, rank_agreement
 from .pipeline import ScoreResult, plot_pruning, pruning_experiment, score_dataset
 from .sampling import SAMPLERS, select
-from .scores import DYNAMICS_SCORERS
+from .extrapolate import EXTRAPOLATORS
+from .scores import SCORERS
 
 # %% ../nbs/10_cli.ipynb #6f6dace6
 def cli_dataset(name:str, # a name in `DATASETS`
@@ -48,7 +50,9 @@ def save_scores(path, # destination .npz
     arrays = dict(format=np.int64(SCORES_FORMAT), scores=res.scores, scorer=np.str_(res.scorer), dataset=np.str_(dataset),
                   n=np.int64(res.n_samples), subset_idx=res.subset_idx, extrapolator=np.str_(res.extrapolator or "none"),
                   timing_names=np.array(list(res.timings), dtype=str), timing_seconds=np.array(list(res.timings.values()), dtype=np.float64))
-    if res.p_mean is not None: arrays["p_mean"] = res.p_mean
+    clash = set(res.side_outputs) & set(arrays)
+    if clash: raise ValueError(f"the scorer's side outputs {sorted(clash)} clash with the file's own fields; rename them")
+    arrays.update({k: np.asarray(v, np.float64) for k, v in res.side_outputs.items()})  # DUAL: p_mean, for Beta sampling
     arrays.update({k: np.asarray(v) for k, v in meta.items()})
     _write(path, lambda f: np.savez(f, **arrays))
 
@@ -89,31 +93,38 @@ def load_scores(path, # a scores file (.npz) written by `save_scores`
     return out
 
 # %% ../nbs/10_cli.ipynb #545b664e
-def score_cmd(dataset:str="fashion_mnist", # dataset name
-              out="scores.npz", # output scores file
-              scorer:str="dual", # a name in `DYNAMICS_SCORERS`
-              subset_frac:float|None=None, # None: full-data run; else train on this fraction and extrapolate
-              extrapolator:str="knn", # "knn" or "gnn"
-              epochs:int=30, # training epochs while recording
-              T:int|None=None, # DUAL/TDDS: first T epochs (default min(30, epochs))
-              window:int|None=None, # DUAL/DU: window length J (default min(10, T // 2))
-              k:int=20, # neighbours for extrapolation
-              n:int|None=None, # first n training samples only (synthetic: generated size)
-              seed:int=0,
-              progress:bool|None=None) -> dict:
+def _options_taken(target, what:str, **given) -> dict:
+    "The `given` options that are not None, each checked as an int >= 1; a ValueError if `target`'s signature has no such option."
+    takes = inspect.signature(target).parameters
+    out = {}
+    for key, v in given.items():
+        if v is None: continue
+        if key not in takes: raise ValueError(f"--{key} does not apply to {what}; leave it out")
+        out[key] = check_int(v, f"--{key}", low=1)
+    return out
+
+def score_cmd(dataset:str="fashion_mnist", # the dataset: one of `DATASETS`
+              out="scores.npz", # output scores file (.npz)
+              *, scorer:str="dual", # the scorer: one of `scores.SCORERS`
+              subset_frac:float|None=None, # train on this random fraction and extrapolate to the rest; none = a full-data run
+              extrapolator:str="knn", # how subset scores reach the other samples: one of `EXTRAPOLATORS`
+              epochs:int=30, # training epochs recorded (30, as in the DUAL paper)
+              T:int|None=None, # scorers with a T (DUAL, TDDS, AUM): read the first T epochs (default: the scorer's rule, min(30, epochs))
+              window:int|None=None, # scorers with a window (DUAL, Dynamic Uncertainty): its length J (default: min(10, T // 2), at least 2)
+              k:int|None=None, # extrapolators with a k: neighbours per sample (default: the extrapolator's own, kNN 20, GNN 10)
+              n:int|None=None, # use the first n training samples only (synthetic: generate n; default 2000)
+              seed:int=0, # seed of the subset, the training and the extrapolator
+              progress:bool|None=None, # progress bars (default: when writing to a terminal)
+             ) -> dict:
     "Score `dataset` and save the scores file; return the file's contents."
     out = check_out_path(out, "--out", suffix=".npz")  # before any work: a typo must not cost a training run
-    scorer = check_choice(scorer, "--scorer", DYNAMICS_SCORERS)
-    extrapolator = check_choice(extrapolator, "--extrapolator", ("knn", "gnn"))
+    scorer = check_choice(scorer, "--scorer", tuple(SCORERS))
+    extrapolator = check_choice(extrapolator, "--extrapolator", tuple(EXTRAPOLATORS))
     if subset_frac is not None: subset_frac = check_number(subset_frac, "--subset-frac", low=0, low_open=True, high=1)
-    epochs, k, seed = check_int(epochs, "--epochs", low=1), check_int(k, "--k", low=1), check_int(seed, "--seed", low=0)
-    if T is not None: T = check_int(T, "--T", low=1)
-    if window is not None: window = check_int(window, "--window", low=1)
+    epochs, seed = check_int(epochs, "--epochs", low=1), check_int(seed, "--seed", low=0)
+    score_kwargs = _options_taken(SCORERS[scorer].fn, f"--scorer {scorer}", T=T, window=window)
+    ext_kwargs = _options_taken(EXTRAPOLATORS[extrapolator], f"--extrapolator {extrapolator}", k=k)
     ds = cli_dataset(dataset, n)
-    score_kwargs = {key: v for key, v in dict(T=T, window=window).items() if v is not None}
-    if scorer not in ("dual", "tdds"): score_kwargs.pop("T", None)
-    if scorer not in ("dual", "dynamic_uncertainty"): score_kwargs.pop("window", None)
-    ext_kwargs = {"k": k}
     res = score_dataset(ds, scorer, subset_frac=subset_frac, extrapolator=extrapolator, epochs=epochs, seed=seed,
                         score_kwargs=score_kwargs, extrapolator_kwargs=ext_kwargs, progress=progress)
     save_scores(out, res, dataset, epochs=np.int64(epochs), seed=np.int64(seed),
@@ -122,8 +133,8 @@ def score_cmd(dataset:str="fashion_mnist", # dataset name
 
 # %% ../nbs/10_cli.ipynb #0e0649bd
 def prune_cmd(scores, # scores file from `scoreextrap score`
-              keep_frac:float, # fraction of the dataset kept, in (0, 1]
-              out="keep.npy", # output: sorted int64 dataset indices to keep
+              keep_frac:float, # fraction of the dataset KEPT, in (0, 1]
+              *, out="keep.npy", # output: sorted int64 dataset indices to keep
               method:str="top", # a sampler in `SAMPLERS`
               seed:int=0, # seed of random/ccs/beta sampling
               dataset:str|None=None, # check the file against this dataset's size
@@ -208,7 +219,7 @@ def print_demo(out:dict, plot=None):
     if plot is not None: print(f"\nplot saved to {plot}")
     print(f"total time: {out['seconds']:.0f} s")
 
-# %% ../nbs/10_cli.ipynb #89970d0a
+# %% ../nbs/10_cli.ipynb #73edd8d0
 def _keep_frac(s):
     try: return check_keep_frac(float(s), "the value")
     except ValueError: raise argparse.ArgumentTypeError(f"must be a number in (0, 1] (the fraction of samples KEPT), got {s!r}") from None
@@ -218,88 +229,100 @@ def _subset_frac(s):
     try: return check_number(float(s), "the value", low=0, low_open=True, high=1)
     except ValueError: raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1] or 'none' (full-data run), got {s!r}") from None
 
+def _arg_type(annotation):
+    "The argparse type of a parameter annotated `annotation` (int, float, str, or one of them | None)."
+    args = [a for a in getattr(annotation, "__args__", (annotation,)) if a is not type(None)]
+    return args[0] if len(args) == 1 and args[0] in (int, float) else str
+
+# %% ../nbs/10_cli.ipynb #a7e583f8
+def _add_options(parser:argparse.ArgumentParser, fn, *, types:dict|None=None, choices:dict|None=None, skip=("progress",)):
+    "One `--option` per parameter of `fn` (underscores become hyphens): type and default from its signature, help from its docment."
+    docs, types, choices = docments(fn), types or {}, choices or {}
+    for name, prm in inspect.signature(fn).parameters.items():
+        if name in skip: continue
+        flag, required = "--" + name.replace("_", "-"), prm.default is inspect.Parameter.empty
+        text = docs[name] + (f"; one of {', '.join(choices[name])}" if name in choices else "")
+        if prm.annotation is bool:
+            parser.add_argument(flag, action="store_true", help=text.replace("%", "%%")); continue
+        text += " (required)" if required else "" if prm.default is None or "default" in docs[name] else f" (default: {prm.default})"
+        parser.add_argument(flag, dest=name, type=types.get(name, _arg_type(prm.annotation)), required=required,
+                            default=None if required else prm.default, help=text.replace("%", "%%"))
+
+# %% ../nbs/10_cli.ipynb #69d050a3
+def demo_cmd(*, quick:bool=False, # a one-minute smoke test on 2 000 images
+             n:int|None=None, # training images, the first n (default: 20000; all: 60000; --quick: 2000)
+             epochs:int|None=None, # recorded epochs, which are DUAL's T (default: 8; --quick: 6)
+             window:int|None=None, # DUAL's window J (default: 4; --quick: 3; with --epochs: epochs // 2)
+             subset_frac:float=0.1, # fraction trained for extrapolation
+             retrain_epochs:int|None=None, # retraining epochs at every keep_frac (default: 2; --quick: 1)
+             seeds:int=1, # number of retraining seeds
+             plot="scoreextrap_demo.png", # where to save the accuracy plot
+             dataset:str="fashion_mnist", # fashion_mnist, or synthetic for a test of the mechanics
+             progress:bool|None=None, # progress bars (default: when writing to a terminal)
+            ) -> dict:
+    "`demo` at the command line's sizes (`DEMO_SIZES`, overridden by what is given); prints its tables and returns them."
+    sizes = DEMO_SIZES["quick" if check_bool(quick, "--quick") else "full"]
+    if subset_frac is None: raise ValueError("--subset-frac must be a fraction in (0, 1) for the demo")
+    seeds = check_int(seeds, "--seeds", low=1)
+    given = {key: check_int(v, f"--{key.replace('_', '-')}", low=1) for key, v in
+             dict(n=n, epochs=epochs, window=window, retrain_epochs=retrain_epochs).items() if v is not None}
+    if plot is not None: check_out_path(plot, "--plot")
+    pick = {key: given.get(key, sizes[key]) for key in ("n", "epochs", "retrain_epochs")}
+    window = given.get("window", sizes["window"] if epochs is None else max(2, pick["epochs"] // 2))
+    out = demo(**pick, window=window, subset_frac=subset_frac, seeds=tuple(range(seeds)), n_test=sizes["n_test"], dataset=dataset,
+               plot=plot, progress=progress)
+    print_demo(out, plot)
+    if quick: print("--quick checks the mechanics only: its subset model trains on a few hundred images for a few "
+                    "epochs, too little to learn, so its Spearman and accuracies say nothing about the method")
+    return out
+
+# %% ../nbs/10_cli.ipynb #8dfdfc52
 class _Parser(argparse.ArgumentParser):
     "argparse, but a usage error is one line on stderr (exit status 2)."
     def error(self, message):
         self.exit(2, f"scoreextrap: error: {message}\n")
 
+_COMMANDS = {  # name: (function, one-line help, description, argument types, argument choices)
+    "score": (score_cmd, "train, record dynamics and write the scores of every sample (.npz)",
+              "Train SmallCNN on a dataset (or on a random subset, then extrapolate to every sample) while recording training "
+              "dynamics; write the scores to a .npz file for `scoreextrap prune`.",
+              dict(subset_frac=_subset_frac), dict(dataset=DATASETS, scorer=tuple(SCORERS), extrapolator=tuple(EXTRAPOLATORS))),
+    "prune": (prune_cmd, "select the samples to keep from a scores file (.npy of indices)",
+              "Read a scores file written by `scoreextrap score` and write the sorted dataset indices to keep.",
+              dict(keep_frac=_keep_frac), dict(method=SAMPLERS)),
+    "demo": (demo_cmd, "extrapolated vs full-data DUAL on Fashion-MNIST, then prune and retrain (CPU, ~10 min)",
+             "Fashion-MNIST on a CPU: DUAL from a 10% subset extrapolated by kNN vs DUAL from a full-data run, then retraining "
+             "SmallCNN on what random, full DUAL + Beta and extrapolated DUAL + Beta sampling keep at keep_frac 0.3/0.5/0.7. "
+             "Prints the scoring cost, Spearman and accuracies; saves a plot. Sizes (about 10 minutes on an idle 2-core CPU): "
+             "the first 20 000 training images, 8 recorded epochs, DUAL with T=8 and window J=4, 2 retraining epochs at every "
+             "keep_frac, 1 seed. The DUAL paper: T=30, J=10, ResNet-18 on CIFAR, 200 retraining epochs.",
+             dict(subset_frac=_subset_frac), {}),
+}
+
 def _parser() -> argparse.ArgumentParser:
+    "The `scoreextrap` parser: one subcommand per entry of `_COMMANDS`, its options read from the function."
     p = _Parser(prog="scoreextrap", description="Data pruning with training dynamics and extrapolated scores.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{score,prune,demo}")
-    s = sub.add_parser("score", help="train, record dynamics and write the scores of every sample (.npz)",
-                       description="Train SmallCNN on a dataset (or on a random subset, then extrapolate to every sample) while "
-                                   "recording training dynamics; write the scores to a .npz file for `scoreextrap prune`.")
-    s.add_argument("--dataset", default="fashion_mnist", help=f"one of {', '.join(DATASETS)} (default: fashion_mnist)")
-    s.add_argument("--scorer", default="dual", help=f"one of {', '.join(DYNAMICS_SCORERS)} (default: dual)")
-    s.add_argument("--subset-frac", type=_subset_frac, default=None, help="train on this random fraction and extrapolate; 'none' = full-data run (default)")
-    s.add_argument("--extrapolator", default="knn", choices=["knn", "gnn"], help="how subset scores reach the other samples (default: knn)")
-    s.add_argument("--epochs", type=int, default=30, help="epochs recorded (default: 30, as in the DUAL paper)")
-    s.add_argument("--T", type=int, default=None, help="DUAL/TDDS: use the first T epochs (default: min(30, epochs))")
-    s.add_argument("--window", type=int, default=None, help="DUAL/Dynamic Uncertainty window J (default: min(10, T // 2))")
-    s.add_argument("--k", type=int, default=20, help="neighbours for extrapolation (default: 20)")
-    s.add_argument("--n", type=int, default=None, help="use the first n training samples only (synthetic: generate n; default 2000)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the subset, the training and the extrapolator (default: 0)")
-    s.add_argument("--out", default="scores.npz", help="output scores file (default: scores.npz)")
-    r = sub.add_parser("prune", help="select the samples to keep from a scores file (.npy of indices)",
-                       description="Read a scores file written by `scoreextrap score` and write the sorted dataset indices to keep.")
-    r.add_argument("--scores", required=True, help="scores file (.npz) from `scoreextrap score`")
-    r.add_argument("--keep-frac", type=_keep_frac, required=True, help="fraction of the dataset KEPT, in (0, 1]")
-    r.add_argument("--method", default="top", help=f"sampler: one of {', '.join(SAMPLERS)} (default: top; beta needs DUAL scores)")
-    r.add_argument("--seed", type=int, default=0, help="seed of random/ccs/beta sampling (default: 0)")
-    r.add_argument("--dataset", default=None, help="check that the scores file matches this dataset's size")
-    r.add_argument("--n", type=int, default=None, help="with --dataset: its first n samples, as given to `score`")
-    r.add_argument("--class-balanced", action="store_true", help="top: keep the same fraction of every class (needs --dataset)")
-    r.add_argument("--out", default="keep.npy", help="output .npy of sorted int64 indices (default: keep.npy)")
-    d = sub.add_parser("demo", help="extrapolated vs full-data DUAL on Fashion-MNIST, then prune and retrain (CPU, ~10 min)",
-                       description="Fashion-MNIST on a CPU: DUAL from a 10%% subset extrapolated by kNN vs DUAL from a full-data run, "
-                                   "then retraining SmallCNN on what random, full DUAL + Beta and extrapolated DUAL + Beta sampling keep "
-                                   "at keep_frac 0.3/0.5/0.7. Prints the scoring cost, Spearman and accuracies; saves a plot. "
-                                   "Demo sizes (aimed at about 10 minutes on an idle 2-core CPU): the first 20 000 training images, 8 recorded epochs, DUAL with "
-                                   "T=8 and window J=4, 2 retraining epochs at every keep_frac, 1 seed. The DUAL paper: T=30, J=10, "
-                                   "ResNet-18 on CIFAR, 200 retraining epochs. --quick: 2 000 train/test images, 6 epochs (T=6, J=3), "
-                                   "1 retraining epoch (about a minute; a smoke test whose numbers mean little).")
-    d.add_argument("--quick", action="store_true", help="a one-minute smoke test on 2 000 images")
-    d.add_argument("--n", type=int, default=None, help="training images, the first n (default: 20000; all: 60000; --quick: 2000)")
-    d.add_argument("--epochs", type=int, default=None, help="recorded epochs = DUAL's T (default: 8; --quick: 6)")
-    d.add_argument("--window", type=int, default=None, help="DUAL window J (default: 4; --quick: 3)")
-    d.add_argument("--subset-frac", type=_subset_frac, default=0.1, help="fraction trained for extrapolation (default: 0.1)")
-    d.add_argument("--retrain-epochs", type=int, default=None, help="retraining epochs at every keep_frac (default: 2; --quick: 1)")
-    d.add_argument("--seeds", type=int, default=1, help="number of retraining seeds (default: 1)")
-    d.add_argument("--plot", default="scoreextrap_demo.png", help="where to save the plot (default: scoreextrap_demo.png)")
-    d.add_argument("--dataset", default="fashion_mnist", help=argparse.SUPPRESS)
+    sub = p.add_subparsers(dest="command", required=True, metavar="{" + ",".join(_COMMANDS) + "}")
+    for name, (fn, text, description, types, choices) in _COMMANDS.items():
+        _add_options(sub.add_parser(name, help=text, description=description.replace("%", "%%")), fn, types=types, choices=choices)
     return p
 
-def _run(args):
-    if args.command == "score":
-        f = score_cmd(args.dataset, args.out, args.scorer, args.subset_frac, args.extrapolator, args.epochs, args.T, args.window,
-                      args.k, args.n, args.seed)
-        t = f["timings"]
-        print(f"wrote {args.out}: {f['scorer']} scores of {f['n']} samples ({f['dataset']}; trained on {len(f['subset_idx'])}, "
-              f"extrapolator {f['extrapolator']}; {t['total']:.1f} s: train {t['train']:.1f}, embed {t['embed']:.1f}, extrapolate {t['extrapolate']:.1f})")
-    elif args.command == "prune":
-        keep = prune_cmd(args.scores, args.keep_frac, args.out, args.method, args.seed, args.dataset, args.n, args.class_balanced)
-        print(f"wrote {args.out}: {len(keep)} sorted indices to keep (keep_frac {args.keep_frac:g}, method {args.method})")
-    elif args.command == "demo":
-        sizes = DEMO_SIZES["quick" if args.quick else "full"]
-        pick = lambda v, key: sizes[key] if v is None else v
-        if args.subset_frac is None: raise ValueError("--subset-frac must be a fraction in (0, 1) for the demo")
-        check_int(args.seeds, "--seeds", low=1)
-        for flag, v in (("--n", args.n), ("--epochs", args.epochs), ("--window", args.window), ("--retrain-epochs", args.retrain_epochs)):
-            if v is not None: check_int(v, flag, low=1)
-        if args.plot is not None: check_out_path(args.plot, "--plot")
-        epochs = pick(args.epochs, "epochs")
-        window = args.window if args.window is not None else sizes["window"] if args.epochs is None else max(2, epochs // 2)
-        out = demo(n=pick(args.n, "n"), epochs=epochs, window=window, subset_frac=args.subset_frac, retrain_epochs=pick(args.retrain_epochs, "retrain_epochs"),
-                   seeds=tuple(range(args.seeds)), n_test=sizes["n_test"], dataset=args.dataset, plot=args.plot)
-        print_demo(out, args.plot)
-        if args.quick: print("--quick checks the mechanics only: its subset model trains on a few hundred images for a few "
-                             "epochs, too little to learn, so its Spearman and accuracies say nothing about the method")
+
+def _report(command:str, result, options:dict):
+    "Print what `command` did (the demo prints its own tables)."
+    if command == "score":
+        t = result["timings"]
+        print(f"wrote {options['out']}: {result['scorer']} scores of {result['n']} samples ({result['dataset']}; trained on {len(result['subset_idx'])}, "
+              f"extrapolator {result['extrapolator']}; {t['total']:.1f} s: train {t['train']:.1f}, embed {t['embed']:.1f}, extrapolate {t['extrapolate']:.1f})")
+    elif command == "prune":
+        print(f"wrote {options['out']}: {len(result)} sorted indices to keep (keep_frac {options['keep_frac']:g}, method {options['method']})")
 
 def main(argv=None) -> int:
     "Entry point of the `scoreextrap` command; returns the exit status."
     try: args = _parser().parse_args(argv)
     except SystemExit as e: return e.code if isinstance(e.code, int) else 2  # --help (0) or a usage error (2)
-    try: _run(args)
+    options = {k: v for k, v in vars(args).items() if k != "command"}
+    try: _report(args.command, _COMMANDS[args.command][0](**options), options)
     except (ValueError, OSError, RuntimeError) as e:  # OSError: a missing file, a full disk, no permission
         print(f"scoreextrap: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2

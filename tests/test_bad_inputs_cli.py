@@ -11,8 +11,7 @@ from hypothesis import given, settings, strategies as st
 import scoreextrap.cli as cli
 from scoreextrap.cli import main, save_scores, load_scores
 from scoreextrap.data import load_dataset
-from scoreextrap.gnn import gnn_extrapolate
-from scoreextrap.knn import knn_extrapolate
+from scoreextrap.extrapolate import extrapolate
 from scoreextrap.pipeline import ScoreResult, pruning_experiment, retrain_epochs, score_dataset, subset_indices
 
 N = 30  # samples in the watched scores file
@@ -35,7 +34,7 @@ def run_cli(*argv):
 def watch(tmp_path):
     "A folder with a valid scores file, an existing keep.npy and a few files that are not scores files."
     rng = np.random.default_rng(0)
-    res = ScoreResult(rng.random(N), np.arange(N), None, {"total": 1.0}, "dual", None, p_mean=rng.random(N))
+    res = ScoreResult(rng.random(N), np.arange(N), None, {"total": 1.0}, "dual", None, side_outputs={"p_mean": rng.random(N)})
     save_scores(tmp_path / "scores.npz", res, "synthetic")
     np.save(tmp_path / "keep.npy", np.arange(5))
     (tmp_path / "notes.txt").write_text("a text file, not scores\n")
@@ -61,22 +60,22 @@ GSUB = np.arange(0, 40, 2)  # 20 nodes: val_frac=0.2 holds out 4 (>= 3 for a Pea
 EVERY = np.arange(40)  # the subset is the whole dataset: nothing to predict, the options must be checked anyway
 
 API_CASES = [
-    ("knn whole subset k=0", lambda: knn_extrapolate(EMB, EVERY, np.zeros(40), k=0), ValueError, ["k"]),
-    ("knn whole subset weighting typo", lambda: knn_extrapolate(EMB, EVERY, np.zeros(40), weighting="gauss"), ValueError, ["weighting"]),
-    ("knn whole subset metric typo", lambda: knn_extrapolate(EMB, EVERY, np.zeros(40), metric="cos"), ValueError, ["metric"]),
-    ("knn whole subset index option typo", lambda: knn_extrapolate(EMB, EVERY, np.zeros(40), index="ivf", nlists=4), ValueError, ["nlists"]),
-    ("knn whole subset temperature<0", lambda: knn_extrapolate(EMB, EVERY, np.zeros(40), temperature=-1.0), ValueError, ["temperature"]),
-    ("knn k=True", lambda: knn_extrapolate(EMB, SUB, np.zeros(10), k=True), ValueError, ["k must be an int"]),
-    ("knn nlist float", lambda: knn_extrapolate(EMB, SUB, np.zeros(10), k=2, index="ivf", nlist=2.5), ValueError, ["nlist"]),
-    ("knn complex embeddings", lambda: knn_extrapolate(EMB + 1j, SUB, np.zeros(10), k=2), ValueError, ["embeddings", "real"]),
-    ("knn float subset_idx", lambda: knn_extrapolate(EMB, SUB.astype(float), np.zeros(10), k=2), ValueError, ["subset_idx"]),
-    ("gnn epochs float", lambda: gnn_extrapolate(EMB, GSUB, np.arange(20.0), val_frac=0.2, k=3, epochs=2.5), ValueError, ["epochs"]),
-    ("gnn fractional labels", lambda: gnn_extrapolate(EMB, GSUB, np.arange(20.0), val_frac=0.2, k=3, labels=np.full(40, 0.5)), ValueError, ["labels"]),
-    ("gnn hidden int", lambda: gnn_extrapolate(EMB, GSUB, np.arange(20.0), val_frac=0.2, k=3, hidden=64), ValueError, ["hidden"]),
-    ("gnn seed<0", lambda: gnn_extrapolate(EMB, GSUB, np.arange(20.0), val_frac=0.2, k=3, seed=-1), ValueError, ["seed"]),
-    ("gnn lr=0", lambda: gnn_extrapolate(EMB, GSUB, np.arange(20.0), val_frac=0.2, k=3, lr=0), ValueError, ["lr"]),
-    ("gnn dropout>1", lambda: gnn_extrapolate(EMB, GSUB, np.arange(20.0), val_frac=0.2, k=3, dropout=1.5), ValueError, ["dropout"]),
-    ("gnn k>=N", lambda: gnn_extrapolate(EMB, GSUB, np.arange(20.0), val_frac=0.2, k=40), ValueError, ["k", "[1, 39]"]),
+    ("knn whole subset k=0", lambda: extrapolate(EMB, EVERY, np.zeros(40), k=0), ValueError, ["k"]),
+    ("knn whole subset weighting typo", lambda: extrapolate(EMB, EVERY, np.zeros(40), weighting="gauss"), ValueError, ["weighting"]),
+    ("knn whole subset metric typo", lambda: extrapolate(EMB, EVERY, np.zeros(40), metric="cos"), ValueError, ["metric"]),
+    ("knn whole subset index option typo", lambda: extrapolate(EMB, EVERY, np.zeros(40), index="ivf", nlists=4), ValueError, ["nlists"]),
+    ("knn whole subset temperature<0", lambda: extrapolate(EMB, EVERY, np.zeros(40), temperature=-1.0), ValueError, ["temperature"]),
+    ("knn k=True", lambda: extrapolate(EMB, SUB, np.zeros(10), k=True), ValueError, ["k must be an int"]),
+    ("knn nlist float", lambda: extrapolate(EMB, SUB, np.zeros(10), k=2, index="ivf", nlist=2.5), ValueError, ["nlist"]),
+    ("knn complex embeddings", lambda: extrapolate(EMB + 1j, SUB, np.zeros(10), k=2), ValueError, ["embeddings", "real"]),
+    ("knn float subset_idx", lambda: extrapolate(EMB, SUB.astype(float), np.zeros(10), k=2), ValueError, ["subset_idx"]),
+    ("gnn epochs float", lambda: extrapolate(EMB, GSUB, np.arange(20.0), extrapolator="gnn", val_frac=0.2, k=3, epochs=2.5), ValueError, ["epochs"]),
+    ("gnn fractional labels", lambda: extrapolate(EMB, GSUB, np.arange(20.0), extrapolator="gnn", val_frac=0.2, k=3, labels=np.full(40, 0.5)), ValueError, ["labels"]),
+    ("gnn hidden int", lambda: extrapolate(EMB, GSUB, np.arange(20.0), extrapolator="gnn", val_frac=0.2, k=3, hidden=64), ValueError, ["hidden"]),
+    ("gnn seed<0", lambda: extrapolate(EMB, GSUB, np.arange(20.0), extrapolator="gnn", val_frac=0.2, k=3, seed=-1), ValueError, ["seed"]),
+    ("gnn lr=0", lambda: extrapolate(EMB, GSUB, np.arange(20.0), extrapolator="gnn", val_frac=0.2, k=3, lr=0), ValueError, ["lr"]),
+    ("gnn dropout>1", lambda: extrapolate(EMB, GSUB, np.arange(20.0), extrapolator="gnn", val_frac=0.2, k=3, dropout=1.5), ValueError, ["dropout"]),
+    ("gnn k>=N", lambda: extrapolate(EMB, GSUB, np.arange(20.0), extrapolator="gnn", val_frac=0.2, k=40), ValueError, ["k", "[1, 39]"]),
     ("subset_indices fractional labels", lambda: subset_indices(40, 0.5, labels=np.full(40, 0.5)), ValueError, ["labels"]),
     ("subset_indices frac bool", lambda: subset_indices(40, True), ValueError, ["subset_frac"]),
     ("retrain_epochs n_kept bool", lambda: retrain_epochs(100, True, 5), ValueError, ["n_kept"]),
@@ -124,7 +123,7 @@ def test_gnn_handles_huge_scores():
     x = np.random.default_rng(2).standard_normal((60, 4)).astype(np.float32)
     sub = np.arange(0, 60, 3); s = np.sin(np.arange(20.0))
     kw = dict(k=5, hidden=(8,), epochs=5, lr=1e-2, val_frac=0.2, device="cpu")
-    p, q = gnn_extrapolate(x, sub, s, **kw), gnn_extrapolate(x, sub, s * 1e200, **kw)
+    p, q = extrapolate(x, sub, s, extrapolator="gnn", **kw), extrapolate(x, sub, s * 1e200, extrapolator="gnn", **kw)
     assert np.isfinite(q).all()
     # dividing by 1e200 again rounds once more: a few float64 ulps of the O(1) predictions, far below 1e-12
     np.testing.assert_allclose(q / 1e200, p, rtol=0, atol=1e-12 * np.abs(p).max())
@@ -202,4 +201,4 @@ def test_any_negative_prune_seed_is_refused(seed, tmp_path_factory):
 @given(k=st.one_of(st.integers(max_value=0), st.floats(allow_nan=True), st.booleans(), st.text(max_size=2)))
 def test_knn_k_rule_holds_for_the_whole_subset(k):
     "Whatever the subset, k is an int >= 1: the same rule as for a proper subset."
-    with pytest.raises(ValueError, match="k"): knn_extrapolate(EMB, EVERY, np.zeros(40), k=k)
+    with pytest.raises(ValueError, match="k"): extrapolate(EMB, EVERY, np.zeros(40), k=k)

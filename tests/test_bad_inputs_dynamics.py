@@ -8,7 +8,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from scoreextrap.data import TensorImageDataset, add_label_noise, load_dataset, make_loader, synthetic_images
-from scoreextrap.dynamics import Dynamics, DynamicsRecorder, evaluate, fit
+from scoreextrap.dynamics import Dynamics, DynamicsRecorder
+from scoreextrap.train import evaluate, fit
 from scoreextrap.models import SmallCNN, embed
 
 IMGS = torch.randint(0, 256, (4, 8, 8), dtype=torch.uint8)

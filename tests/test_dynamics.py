@@ -7,7 +7,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from scoreextrap.data import load_dataset
-from scoreextrap.dynamics import FIELDS, Dynamics, DynamicsRecorder, fit, per_sample_dynamics
+from scoreextrap.dynamics import FIELDS, Dynamics, DynamicsRecorder, per_sample_dynamics
+from scoreextrap.train import fit
 from scoreextrap.models import SmallCNN
 
 
@@ -79,7 +80,8 @@ def test_fit_rejects_mismatched_recorder_and_checkpoint(tmp_path):
 TRAIN = """
 import sys, torch
 from scoreextrap.data import load_dataset
-from scoreextrap.dynamics import DynamicsRecorder, fit
+from scoreextrap.dynamics import DynamicsRecorder
+from scoreextrap.train import fit
 from scoreextrap.models import SmallCNN
 torch.set_num_threads(1)
 ds = load_dataset("synthetic", n=1500)

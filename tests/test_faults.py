@@ -30,7 +30,8 @@ TRAIN = f"""
 import sys
 import numpy as np, torch
 from scoreextrap.data import load_dataset
-from scoreextrap.dynamics import FIELDS, DynamicsRecorder, fit
+from scoreextrap.dynamics import FIELDS, DynamicsRecorder
+from scoreextrap.train import fit
 from scoreextrap.models import SmallCNN
 
 def train(ck, out):

@@ -1,8 +1,12 @@
 "Tests of scoreextrap.gnn: graph construction against brute force, samplers, and learning a smooth score."
 import numpy as np, pytest, torch
 from scipy import stats
-from scoreextrap.gnn import knn_graph, sample_fanin, gnn_extrapolate, GCNRegressor, neighbor_loader_available
-from torch_geometric.utils import k_hop_subgraph
+from scoreextrap.gnn import knn_graph, sample_fanin, GNNExtrapolator, GCNRegressor, neighbor_loader_available
+from scoreextrap.extrapolate import extrapolate
+import warnings
+with warnings.catch_warnings():  # torch-geometric's import triggers torch's torch.jit deprecation warning
+    warnings.simplefilter("ignore", FutureWarning)
+    from torch_geometric.utils import k_hop_subgraph
 
 def smooth(n=1500, d=8, seed=0):
     rng = np.random.default_rng(seed)
@@ -35,7 +39,7 @@ def test_fanin_full_fanout_equals_khop():
 def test_learns_smooth_function_full_batch():
     x, t = smooth()
     sub = np.sort(np.random.default_rng(1).choice(len(x), 200, replace=False))
-    p = gnn_extrapolate(x, sub, t[sub], k=10, hidden=(64, 32), epochs=120, lr=1e-2)
+    p = extrapolate(x, sub, t[sub], k=10, hidden=(64, 32), epochs=120, extrapolator="gnn", lr=1e-2)
     rest = np.setdiff1d(np.arange(len(x)), sub)
     assert p.dtype == np.float64 and np.array_equal(p[sub], t[sub])
     assert stats.spearmanr(p[rest], t[rest]).statistic > 0.9
@@ -43,25 +47,26 @@ def test_learns_smooth_function_full_batch():
 def test_seed_reproducible_and_history():
     x, t = smooth(600)
     sub = np.arange(0, 600, 5)
-    a, h = gnn_extrapolate(x, sub, t[sub], hidden=(16, 8), epochs=5, return_history=True)
-    b = gnn_extrapolate(x, sub, t[sub], hidden=(16, 8), epochs=5)
+    ext = GNNExtrapolator(hidden=(16, 8), epochs=5)
+    a = extrapolate(x, sub, t[sub], extrapolator=ext); h = ext.history_
+    b = extrapolate(x, sub, t[sub], extrapolator="gnn", hidden=(16, 8), epochs=5)
     np.testing.assert_array_equal(a, b)
     assert list(h.columns) == ["epoch", "train_mse", "val_pearson", "seconds"] and len(h) == 5
 
 def test_minibatch_fanin():
     x, t = smooth()
     sub = np.sort(np.random.default_rng(2).choice(len(x), 200, replace=False))
-    p = gnn_extrapolate(x, sub, t[sub], k=10, hidden=(64, 32), epochs=10, lr=1e-2, batch_size=32, sampler="fanin", fanout=5)
+    p = extrapolate(x, sub, t[sub], k=10, hidden=(64, 32), epochs=10, extrapolator="gnn", lr=1e-2, batch_size=32, sampler="fanin", fanout=5)
     rest = np.setdiff1d(np.arange(len(x)), sub)
     assert stats.spearmanr(p[rest], t[rest]).statistic > 0.8
 
 def test_bad_inputs():
     x, t = smooth(100)
     sub = np.arange(0, 100, 2)  # 50 subset samples: 5 validation nodes
-    with pytest.raises(ValueError, match="subset_idx is empty"): gnn_extrapolate(x, [], [])
-    with pytest.raises(ValueError, match="val_frac"): gnn_extrapolate(x, sub, t[sub], val_frac=1.0)
-    with pytest.raises(ValueError, match="unknown sampler 'x'"): gnn_extrapolate(x, sub, t[sub], sampler="x")
+    with pytest.raises(ValueError, match="subset_idx is empty"): extrapolate(x, [], [], extrapolator="gnn")
+    with pytest.raises(ValueError, match="val_frac"): extrapolate(x, sub, t[sub], val_frac=1.0, extrapolator="gnn")
+    with pytest.raises(ValueError, match="unknown sampler 'x'"): extrapolate(x, sub, t[sub], sampler="x", extrapolator="gnn")
     if not neighbor_loader_available():
-        with pytest.raises(ValueError, match="pyg-lib or torch-sparse"): gnn_extrapolate(x, sub, t[sub], batch_size=8, sampler="neighbor")
+        with pytest.raises(ValueError, match="pyg-lib or torch-sparse"): extrapolate(x, sub, t[sub], batch_size=8, sampler="neighbor", extrapolator="gnn")
     with pytest.raises(ValueError, match="graph has a neighbour table"):
-        gnn_extrapolate(x, sub, t[sub], k=5, graph=knn_graph(x, 3))
+        extrapolate(x, sub, t[sub], extrapolator="gnn", k=5, graph=knn_graph(x, 3))

@@ -89,7 +89,7 @@ def test_other_scorer_and_callable(data):
 
 @pytest.mark.parametrize("kw,msg", [(dict(scorer="nope"), "unknown scorer"), (dict(subset_frac=0.0), "subset_frac must be"),
                                     (dict(subset_frac=0.1, extrapolator="rf"), "unknown extrapolator"),
-                                    (dict(epochs=3, score_kwargs=dict(T=5)), "exceeds epochs=3"), (dict(epochs=0), "epochs must be")])
+                                    (dict(epochs=3, score_kwargs=dict(T=5)), "T=5 but only 3 epochs were recorded"), (dict(epochs=0), "epochs must be")])
 def test_score_dataset_errors(data, kw, msg):
     with pytest.raises(ValueError, match=msg): score_dataset(data[0], **kw)
 

@@ -6,9 +6,10 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st, HealthCheck
 from hypothesis.extra.numpy import arrays
 
-from scoreextrap.dynamics import Dynamics, DynamicsRecorder, fit
+from scoreextrap.dynamics import Dynamics, DynamicsRecorder
+from scoreextrap.train import fit
 from scoreextrap.data import load_dataset, IndexedDataset
-from scoreextrap.scores import (SCORERS, DYNAMICS_SCORERS, aum, dual, dynamic_uncertainty, el2n, entropy, forgetting, grand,
+from scoreextrap.scores import (SCORERS, aum, dual, dynamic_uncertainty, el2n, entropy, forgetting, grand,
                                 p_true_mean, random_scores, ssl_prototypes, tdds)
 
 
@@ -75,10 +76,11 @@ def test_scores_on_recorded_dynamics(recorded):
     np.testing.assert_allclose(tdds(dyn, T=10, K=5, epochs="last"), tdds_loop(pr, 10, 5, start=T - 10), rtol=1e-4, atol=1e-9)
     # AUM: -mean logit margin
     np.testing.assert_allclose(aum(dyn), -dyn.margin.astype(np.float64).mean(1))
-    for name in DYNAMICS_SCORERS:
-        kwargs = {"el2n": dict(epoch=-1), "tdds": dict(T=T), "dual": dict(T=T)}.get(name, {})
-        s = SCORERS[name](dyn, **kwargs)
+    for name, entry in SCORERS.items():  # every registered scorer runs on recorded dynamics with its default options
+        s, side = entry.run(dyn)
         assert s.dtype == np.float64 and s.shape == (n,) and np.isfinite(s).all(), name
+        assert all(v.shape == (n,) for v in side.values()), name
+    np.testing.assert_allclose(SCORERS["dual"].run(dyn)[1]["p_mean"], ptrue[:, :min(30, T)].mean(1), rtol=1e-5)  # float32 p_true
 
 
 def test_grand_matches_backward_loop(recorded):
