@@ -58,7 +58,7 @@ def main():
     other = dual(recorded_run(train, np.arange(N), 1)[0], T=T, window=10)
     rows = []
     for draw in DRAWS:
-        idx = subset_indices(N, 0.1, draw)
+        idx = subset_indices(N, 0.1, seed=draw)
         dyn, model = recorded_run(train, idx, draw)
         emb, sub_dual = embed(model, train), dual(dyn, T=T, window=10)
         rest = np.setdiff1d(np.arange(N), idx)

@@ -49,7 +49,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="tiny sizes; prints only")
     a = ap.parse_args()
     if a.quick: a.n, a.epochs, a.window, a.retrain_epochs, a.seeds, a.score_seeds = 2000, 4, 2, 1, 2, 2
-    train, test = cli_dataset("fashion_mnist", a.n), cli_dataset("fashion_mnist", 2000 if a.quick else None, train=False)
+    train, test = cli_dataset("fashion_mnist", n=a.n), cli_dataset("fashion_mnist", n=2000 if a.quick else None, train=False)
     kw = dict(epochs=a.epochs, score_kwargs=dict(T=a.epochs, window=a.window), progress=False)
 
     cpu = {}  # CPU seconds of each scoring run: with one thread, the work done, whatever else runs on the machine

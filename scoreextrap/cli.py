@@ -28,7 +28,7 @@ from .scores import SCORERS
 
 # %% ../nbs/10_cli.ipynb #6f6dace6
 def cli_dataset(name:str, # a name in `DATASETS`
-                n:int|None=None, # keep only the first n training samples (synthetic: generate n)
+                *, n:int|None=None, # keep only the first n training samples (synthetic: generate n)
                 train:bool=True, # training split (else test split)
                ):
     "The dataset a CLI command works on: `load_dataset(name)`, cut to its first `n` samples."
@@ -124,7 +124,7 @@ def score_cmd(dataset:str="fashion_mnist", # the dataset: one of `DATASETS`
     epochs, seed = check_int(epochs, "--epochs", low=1), check_int(seed, "--seed", low=0)
     score_kwargs = _options_taken(SCORERS[scorer].fn, f"--scorer {scorer}", T=T, window=window)
     ext_kwargs = _options_taken(EXTRAPOLATORS[extrapolator], f"--extrapolator {extrapolator}", k=k)
-    ds = cli_dataset(dataset, n)
+    ds = cli_dataset(dataset, n=n)
     res = score_dataset(ds, scorer, subset_frac=subset_frac, extrapolator=extrapolator, epochs=epochs, seed=seed,
                         score_kwargs=score_kwargs, extrapolator_kwargs=ext_kwargs, progress=progress)
     save_scores(out, res, dataset, epochs=np.int64(epochs), seed=np.int64(seed),
@@ -151,7 +151,7 @@ def prune_cmd(scores, # scores file from `scoreextrap score`
     f = load_scores(scores, name="--scores")
     opts, labels = {}, None
     if dataset is not None:
-        ds = cli_dataset(dataset, n)
+        ds = cli_dataset(dataset, n=n)
         if len(ds) != f["n"]:
             raise ValueError(f"{scores} holds scores for {f['n']} samples ({f['dataset']}) but --dataset {dataset} has {len(ds)}; "
                              f"score this dataset first (or pass the same --n)")
@@ -161,7 +161,7 @@ def prune_cmd(scores, # scores file from `scoreextrap score`
     if method == "beta":
         if "p_mean" not in f: raise ValueError(f"--method beta needs a DUAL scores file (with p_mean); {scores} was scored with {f['scorer']!r}")
         opts["p_mean"] = f["p_mean"]
-    keep = select(f["scores"], keep_frac, method, **opts)
+    keep = select(f["scores"], keep_frac, method=method, **opts)
     _write(out, lambda fh: np.save(fh, keep))
     return keep
 
@@ -169,7 +169,7 @@ def prune_cmd(scores, # scores file from `scoreextrap score`
 DEMO_SIZES = dict(full=dict(n=20_000, n_test=None, epochs=8, T=8, window=4, retrain_epochs=2),
                   quick=dict(n=2000, n_test=2000, epochs=6, T=6, window=3, retrain_epochs=1))
 
-def demo(n:int|None=20_000, # training images: the first n (None: all 60 000)
+def demo(*, n:int|None=20_000, # training images: the first n (None: all 60 000)
          epochs:int=8, # epochs recorded for DUAL (T = epochs)
          window:int=4, # DUAL window J
          subset_frac:float=0.1, # fraction trained for extrapolation
@@ -185,7 +185,7 @@ def demo(n:int|None=20_000, # training images: the first n (None: all 60 000)
         ) -> dict:
     "Extrapolated vs full-data DUAL on Fashion-MNIST, then pruning with Beta sampling and retraining; returns the tables."
     t_start = time.perf_counter()
-    train, test = cli_dataset(dataset, n), cli_dataset(dataset, n_test, train=False)
+    train, test = cli_dataset(dataset, n=n), cli_dataset(dataset, n=n_test, train=False)
     kw = dict(epochs=epochs, score_kwargs=dict(T=epochs, window=window), seed=seed, progress=progress)
     print(f"[1/3] full-data DUAL: SmallCNN on all {len(train)} training images, {epochs} epochs", flush=True)
     full = score_dataset(train, "dual", **kw)
@@ -193,7 +193,7 @@ def demo(n:int|None=20_000, # training images: the first n (None: all 60 000)
     ext = score_dataset(train, "dual", subset_frac=subset_frac, extrapolator="knn", extrapolator_kwargs=dict(k=k), **kw)
     rest = np.setdiff1d(np.arange(len(train)), ext.subset_idx)
     agree = rank_agreement(ext.scores[rest], full.scores[rest])
-    overlap = kept_overlap(ext.scores, full.scores, keep_fracs)
+    overlap = kept_overlap(ext.scores, full.scores, keep_fracs=keep_fracs)
     cost = pd.DataFrame({name: dict(**{f"{k_} s": v for k_, v in r.timings.items()}, **{"trained samples x epochs": len(r.subset_idx) * epochs})
                          for name, r in (("DUAL full", full), (f"DUAL {subset_frac:.0%} kNN", ext))}).T
     cost["Spearman vs full"] = [1.0, agree["spearman"]]
@@ -207,7 +207,7 @@ def demo(n:int|None=20_000, # training images: the first n (None: all 60 000)
         ax = plot_pruning(res); ax.figure.tight_layout(); ax.figure.savefig(plot, dpi=120); plt.close(ax.figure)
     return dict(cost=cost, agreement=agree, overlap=overlap, accuracy=acc, runs=res, seconds=time.perf_counter() - t_start)
 
-def print_demo(out:dict, plot=None):
+def print_demo(out:dict, *, plot=None):
     "Print the demo's tables."
     pd.set_option("display.width", 120)
     print("\nScoring cost (seconds) and agreement with full-data DUAL (Spearman on the samples outside the subset):")
@@ -271,7 +271,7 @@ def demo_cmd(*, quick:bool=False, # a one-minute smoke test on 2 000 images
     window = given.get("window", sizes["window"] if epochs is None else max(2, pick["epochs"] // 2))
     out = demo(**pick, window=window, subset_frac=subset_frac, seeds=tuple(range(seeds)), n_test=sizes["n_test"], dataset=dataset,
                plot=plot, progress=progress)
-    print_demo(out, plot)
+    print_demo(out, plot=plot)
     if quick: print("--quick checks the mechanics only: its subset model trains on a few hundred images for a few "
                     "epochs, too little to learn, so its Spearman and accuracies say nothing about the method")
     return out

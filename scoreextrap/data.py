@@ -33,7 +33,7 @@ class TensorImageDataset(Dataset):
     def __init__(self,
                  images:torch.Tensor, # uint8 [N, C, H, W] (or [N, H, W] for one channel)
                  targets, # integer class labels, length N
-                 mean=None, # per-channel mean in [0, 1] units; computed from `images` when None
+                 *, mean=None, # per-channel mean in [0, 1] units; computed from `images` when None
                  std=None, # per-channel std in [0, 1] units; computed from `images` when None
                  classes=None): # class names
         images = torch.as_tensor(images)
@@ -58,7 +58,7 @@ class TensorImageDataset(Dataset):
     def subset(self, indices):
         "A new `TensorImageDataset` holding only `indices` (renumbered 0..len-1), sharing normalisation."
         indices = torch.as_tensor(np.asarray(indices), dtype=torch.long)
-        return TensorImageDataset(self.images[indices], self.targets[indices], self.mean.flatten(), self.std.flatten(), self.classes)
+        return TensorImageDataset(self.images[indices], self.targets[indices], mean=self.mean.flatten(), std=self.std.flatten(), classes=self.classes)
 
     def __repr__(self):
         c, h, w = self.images.shape[1:]
@@ -89,7 +89,7 @@ class IndexedDataset(Dataset):
     def __repr__(self): return f"IndexedDataset({self.ds!r})"
 
 # %% ../nbs/00_data.ipynb #8bf4a399
-def make_loader(ds, batch_size:int=128, shuffle:bool=False, seed:int=0, num_workers:int=0, drop_last:bool=False, **kwargs) -> DataLoader:
+def make_loader(ds, *, batch_size:int=128, shuffle:bool=False, seed:int=0, num_workers:int=0, drop_last:bool=False, **kwargs) -> DataLoader:
     "A `DataLoader` over `ds`; whole batches are fetched at once when `ds` is `batched`. Order is a function of `seed`."
     batch_size, seed = check_int(batch_size, "batch_size", low=1), check_int(seed, "seed", low=0)
     num_workers = check_int(num_workers, "num_workers", low=0)
@@ -100,7 +100,7 @@ def make_loader(ds, batch_size:int=128, shuffle:bool=False, seed:int=0, num_work
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, num_workers=num_workers, drop_last=drop_last, **kwargs)
 
 # %% ../nbs/00_data.ipynb #65941fa8
-def crop_flip(x:torch.Tensor, pad:int=4, flip:bool=True) -> torch.Tensor:
+def crop_flip(x:torch.Tensor, *, pad:int=4, flip:bool=True) -> torch.Tensor:
     "Random `pad`-pixel translation (zero padding, as a padded random crop) and random horizontal flip, per image of a batch [B, C, H, W]."
     b, _, h, w = x.shape
     xp = torch.nn.functional.pad(x, (pad, pad, pad, pad))
@@ -180,7 +180,7 @@ DATASETS = ("fashion_mnist", "cifar10", "cifar100", "svhn", "synthetic")
 _SYNTHETIC_OPTIONS = ("n", "n_classes", "img_size", "channels", "seed", "noise")
 
 def load_dataset(name:str, # one of `DATASETS`
-                 root=None, # cache folder; default `data_root()`
+                 *, root=None, # cache folder; default `data_root()`
                  train:bool=True, # training split (else test split)
                  download:bool|None=None, # None: download only when the files are not found
                  **synthetic_kwargs # options of `synthetic_images` when `name == "synthetic"`
@@ -192,7 +192,7 @@ def load_dataset(name:str, # one of `DATASETS`
         if unknown: raise ValueError(f"unexpected options {unknown} for dataset 'synthetic'; its options are {', '.join(_SYNTHETIC_OPTIONS)}")
         mean, std = channel_stats(synthetic_images(train=True, **synthetic_kwargs)[0])
         imgs, y = synthetic_images(train=train, **synthetic_kwargs)
-        return TensorImageDataset(imgs, y, mean, std, classes=[str(c) for c in range(synthetic_kwargs.get("n_classes", 10))])
+        return TensorImageDataset(imgs, y, mean=mean, std=std, classes=[str(c) for c in range(synthetic_kwargs.get("n_classes", 10))])
     if synthetic_kwargs: raise ValueError(f"unexpected options {sorted(synthetic_kwargs)} for dataset {name!r}")
     root = data_root(root)
     try: imgs, y, classes = _from_torchvision(name, root, train, download)
@@ -201,13 +201,13 @@ def load_dataset(name:str, # one of `DATASETS`
                 "IDX .gz files." if name == "fashion_mnist" else "")
         raise RuntimeError(f"could not load {name!r} under {root} ({e}).{hint} Or pass download=True with internet access.") from e
     mean, std = (None, None) if train else channel_stats(_from_torchvision(name, root, True, download)[0])
-    return TensorImageDataset(imgs, y, mean, std, classes)
+    return TensorImageDataset(imgs, y, mean=mean, std=std, classes=classes)
 
 # %% ../nbs/00_data.ipynb #0888c9b8
 def add_label_noise(targets, # integer class labels [N]
                     frac:float, # fraction of samples whose label is changed, in [0, 1]
                     num_classes:int, # number of classes
-                    seed:int=0):
+                    *, seed:int=0):
     "Flip exactly `round(frac*N)` labels to a different class chosen uniformly; return (noisy targets, flipped mask) like `targets`."
     frac = check_number(frac, "frac", low=0, high=1)
     num_classes, seed = check_int(num_classes, "num_classes", low=2), check_int(seed, "seed", low=0)

@@ -38,7 +38,7 @@ class Dynamics:
     """Per-sample, per-epoch training dynamics: numpy arrays [N, T] named as in `FIELDS`, plus `labels` [N] and optional `probs` [N, T, C].
     `correct` is bool or float (1.0, 0.0, NaN where the sample was not seen in that epoch); other fields are NaN there too."""
     def __init__(self,
-                 labels=None, # integer class labels [N]
+                 *, labels=None, # integer class labels [N]
                  probs=None, # full probabilities [N, T, C] (optional: memory!)
                  **fields): # any of `FIELDS`, each [N, T] of real numbers
         unknown = set(fields) - set(FIELDS)
@@ -100,7 +100,7 @@ def load(cls:Dynamics, path) -> Dynamics:
     except ValueError as e: raise ValueError(f"dynamics file {str(path)!r}: {e}") from e
 
 # %% ../nbs/02_dynamics.ipynb #00089cd4
-def per_sample_dynamics(logits:torch.Tensor, targets:torch.Tensor, prev_probs:torch.Tensor|None=None) -> dict:
+def per_sample_dynamics(logits:torch.Tensor, targets:torch.Tensor, *, prev_probs:torch.Tensor|None=None) -> dict:
     "The `FIELDS` of a batch [B] from its logits [B, C] and targets [B]; `kd` is NaN where `prev_probs` is None."
     z = logits.detach().float()
     logp = F.log_softmax(z, dim=1)
@@ -120,7 +120,7 @@ class DynamicsRecorder:
     def __init__(self,
                  n_samples:int, # size of the dataset being trained on (indices are 0..n_samples-1)
                  n_classes:int,
-                 labels=None, # optional true labels [n_samples]; `update` checks targets against them
+                 *, labels=None, # optional true labels [n_samples]; `update` checks targets against them
                  keep_probs:bool=False, # also keep the full probabilities [N, T, C] (memory: N*T*C floats)
                  dtype=np.float32): # floating storage dtype of every field, `correct` included (np.float16 halves memory)
         n_samples, n_classes = check_int(n_samples, "n_samples", low=1), check_int(n_classes, "n_classes", low=2)
@@ -175,7 +175,7 @@ def update(self:DynamicsRecorder,
     idx = idx.to(logits.device, torch.long)
     if self._prev_probs is not None and self._prev_probs.device != logits.device: self._prev_probs = self._prev_probs.to(logits.device)
     prev = None if self._prev_probs is None else self._prev_probs[idx]
-    for k, v in per_sample_dynamics(logits, targets, prev).items(): self._cur[k][idx] = v
+    for k, v in per_sample_dynamics(logits, targets, prev_probs=prev).items(): self._cur[k][idx] = v
     self._seen.index_add_(0, idx, torch.ones_like(idx, dtype=torch.int32))
 
 # %% ../nbs/02_dynamics.ipynb #37463392
@@ -205,7 +205,7 @@ def state_dict(self:DynamicsRecorder) -> dict:
     return st
 
 @patch
-def _state_epochs(self:DynamicsRecorder, st) -> int:
+def state_epochs(self:DynamicsRecorder, st) -> int:
     "The number of completed epochs in the state `st`, or a ValueError if it does not fit this recorder."
     if not isinstance(st, dict): raise ValueError(f"a recorder state must be a dict of tensors, got {type(st).__name__}")
     n, c, epochs = self.n_samples, self.n_classes, {}
@@ -229,6 +229,6 @@ def _state_epochs(self:DynamicsRecorder, st) -> int:
 @patch
 def load_state_dict(self:DynamicsRecorder, st:dict):
     "Restore what `state_dict` returned (refused, leaving the recorder as it was, if it does not fit)."
-    self._state_epochs(st)
+    self.state_epochs(st)
     self.columns = {k: list(np.moveaxis(st[f"col_{k}"].numpy(), 1, 0).astype(self.dtype)) if f"col_{k}" in st else [] for k in self.columns}
     self._prev_probs, self._cur = st.get("prev_probs"), None

@@ -29,7 +29,7 @@ def _pyg():
 
 # %% ../nbs/06_gnn.ipynb #db848c0a
 def knn_graph(embeddings, # node embeddings [N, d]
-              k:int=10, # neighbours per node (self excluded)
+              *, k:int=10, # neighbours per node (self excluded)
               metric:str="l2", # "l2" or "cosine" (see `knn.build_index`)
               index:str="flat", # faiss index: "flat" (exact), "ivf", "hnsw"
               **index_options):
@@ -37,7 +37,7 @@ def knn_graph(embeddings, # node embeddings [N, d]
     x = check_embeddings(embeddings, "embeddings")
     n = len(x)
     k = check_int(k, "k", low=1, high=n - 1)  # at most N - 1 neighbours: self is excluded
-    D, I = search(build_index(x, metric, index, **index_options), x, k + 1)
+    D, I = search(build_index(x, metric=metric, index=index, **index_options), x, k + 1)
     is_self = I == np.arange(n)[:, None]
     drop = np.where(is_self.any(1), is_self.argmax(1), k)  # position to drop in each row: self, else the last
     keep = np.ones_like(I, dtype=bool); keep[np.arange(n), drop] = False
@@ -50,9 +50,9 @@ class GCNRegressor(nn.Module):
     "GCN that maps node features to `out_dim` values per node: GCNConv layers with ReLU and dropout between them."
     def __init__(self,
                  in_dim:int, # node feature size
-                 hidden=(512, 256), # hidden layer sizes (the reference: 512, 256)
+                 *, hidden=(512, 256), # hidden layer sizes (the reference: 512, 256)
                  dropout:float=0.5,
-                 *, out_dim:int=1): # outputs per node: forward returns [N] for 1, else [N, out_dim]
+                 out_dim:int=1): # outputs per node: forward returns [N] for 1, else [N, out_dim]
         super().__init__()
         dims = [in_dim, *hidden, out_dim]
         self.convs = nn.ModuleList(_pyg().nn.GCNConv(a, b) for a, b in zip(dims[:-1], dims[1:]))
@@ -150,7 +150,7 @@ def _graph_bundle(x:np.ndarray, # embeddings of all nodes [n, d]: the fitted one
                   dev:torch.device) -> dict:
     "Everything training needs about the graph: node features, edges, weights exp(-d/2), the neighbour table, copies on `dev`."
     n = len(x)
-    edge_index, dist, nbr = knn_graph(x, o["k"], o["metric"]) if o["graph"] is None else o["graph"]
+    edge_index, dist, nbr = knn_graph(x, k=o["k"], metric=o["metric"]) if o["graph"] is None else o["graph"]
     if nbr.shape != (n, o["k"]): raise ValueError(f"graph has a neighbour table of shape {nbr.shape}, expected ({n}, {o['k']}); rebuild it with knn_graph(np.concatenate([fitted, queries]), k)")
     feat, weight = _node_features(x, labels, o["standardize"]), torch.exp(-dist / 2)
     return dict(n=n, feat=feat, edge_index=edge_index, edge_weight=weight, nbr=nbr, dist=dist.numpy().reshape(n, -1),
@@ -189,7 +189,7 @@ def _train_gcn(G:dict, # from `_graph_bundle`
                o:dict, # the checked options
                rng:np.random.Generator) -> tuple:
     "Train a GCN; return its eval-mode predictions [n, k] at the best epoch (highest mean validation r; the last without validation) and the history."
-    model = GCNRegressor(G["feat"].shape[1], o["hidden"], o["dropout"], out_dim=target.shape[1]).to(G["dev"])
+    model = GCNRegressor(G["feat"].shape[1], hidden=o["hidden"], dropout=o["dropout"], out_dim=target.shape[1]).to(G["dev"])
     opt = torch.optim.Adam(model.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
     use = o["sampler"] if o["sampler"] != "auto" else ("neighbor" if neighbor_loader_available() else "fanin")
     fan, loader = [o["fanout"] or o["k"]] * len(model.convs), None

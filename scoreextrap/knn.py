@@ -27,7 +27,7 @@ def _check_index_options(index:str, options:dict) -> dict:
     return {key: check_int(v, key, low=1) for key, v in options.items()}
 
 def build_index(database, # vectors to search in [m, d]
-                metric:str="l2", # "l2" (Euclidean) or "cosine" (vectors are L2-normalised, inner-product search)
+                *, metric:str="l2", # "l2" (Euclidean) or "cosine" (vectors are L2-normalised, inner-product search)
                 index:str="flat", # "flat" (exact), "ivf" (inverted file) or "hnsw" (graph)
                 **index_options, # ivf: nlist (~4 sqrt(m)), nprobe (16), niter (10), train_size (64 nlist); hnsw: M (32), ef_construction (80), ef_search (128)
                ) -> faiss.Index:
@@ -61,7 +61,7 @@ def build_index(database, # vectors to search in [m, d]
 def search(ix:faiss.Index, # an index from `build_index`
            queries, # query vectors [q, d]
            k:int, # neighbours per query
-           batch_size:int=65536, # queries per faiss call (bounds the memory of the result blocks)
+           *, batch_size:int=65536, # queries per faiss call (bounds the memory of the result blocks)
           ) -> tuple:
     "Distances (float32 [q, k]: true L2, or 1 - cos for cosine) and database ids (int64 [q, k]) of the `k` nearest neighbours."
     xq = check_embeddings(queries, "queries")
@@ -82,7 +82,7 @@ def search(ix:faiss.Index, # an index from `build_index`
 WEIGHTINGS = ("mean", "softmax")
 
 def neighbour_weights(dist, # distances to the k neighbours [q, k]
-                      weighting:str="mean", # "mean" or "softmax"
+                      *, weighting:str="mean", # "mean" or "softmax"
                       temperature:float=1.0, # softmax temperature (distance units), > 0
                      ) -> np.ndarray:
     "Row-normalised weights [q, k] (float64): uniform for `mean`, softmax(-dist/temperature) for `softmax`."
@@ -124,13 +124,13 @@ class KNNExtrapolator:
         x = check_embeddings(embeddings, "embeddings")
         self.targets_, self.one_d_ = check_targets(targets, "targets", n=len(x)), np.ndim(targets) == 1
         if self.k > len(x): raise ValueError(f"k={self.k} is larger than the subset ({len(x)} samples); lower k or enlarge the subset")
-        self.index_ = build_index(x, self.metric, self.index, **self.index_options)
+        self.index_ = build_index(x, metric=self.metric, index=self.index, **self.index_options)
         return self
 
     def kneighbors(self, embeddings) -> tuple:
         "Distances [q, k] and fitted-sample positions [q, k] of the k nearest fitted samples."
         if self.index_ is None: raise ValueError("call fit(...) before predict (or kneighbors)")
-        return search(self.index_, embeddings, self.k, self.batch_size)
+        return search(self.index_, embeddings, self.k, batch_size=self.batch_size)
 
     def predict(self, embeddings, # query embeddings [q, d]
                 *, labels=None) -> np.ndarray: # not used by kNN: must be None
@@ -141,6 +141,6 @@ class KNNExtrapolator:
         out = np.zeros((len(x), self.targets_.shape[1]))
         for s in range(0, len(x), self.batch_size):
             D, I = self.kneighbors(x[s:s + self.batch_size])
-            w = neighbour_weights(D, self.weighting, self.temperature)
+            w = neighbour_weights(D, weighting=self.weighting, temperature=self.temperature)
             for j in range(self.k): out[s:s + len(w)] += w[:, j, None] * self.targets_[I[:, j]]  # one neighbour at a time: the same sums for any number of columns
         return out[:, 0] if self.one_d_ else out

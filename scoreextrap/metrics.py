@@ -39,7 +39,7 @@ def rank_agreement(pred, # predicted (e.g. extrapolated) scores [n]
 # %% ../nbs/07_metrics.ipynb #2fda9d7d
 def kept_overlap(pred, # predicted scores [n]
                  true, # reference scores [n]
-                 keep_fracs=(0.1, 0.3, 0.5, 0.7, 0.9), # one keep_frac or several, each in (0, 1]
+                 *, keep_fracs=(0.1, 0.3, 0.5, 0.7, 0.9), # one keep_frac or several, each in (0, 1]
                 ):
     "Jaccard index of the top-`keep_frac` sets (`select_top`) under `pred` and `true`: a float for one keep_frac, else a dict keep_frac -> float."
     p, t = _check_pair(pred, true)
@@ -58,11 +58,11 @@ def kept_overlap(pred, # predicted scores [n]
 def extrapolation_report(pred, # extrapolated scores for all N samples
                          true, # reference (full-data) scores for all N samples
                          subset_idx=None, # indices of the trained subset; excluded from the rank agreement
-                         keep_fracs=(0.1, 0.3, 0.5, 0.7, 0.9), # keep fractions for the kept-set overlap
+                         *, keep_fracs=(0.1, 0.3, 0.5, 0.7, 0.9), # keep fractions for the kept-set overlap
                         ) -> dict:
     "Rank agreement on the samples outside `subset_idx` and the kept-set overlap on all samples, as one flat dict."
     p, t = _check_pair(pred, true)
-    overlap = kept_overlap(p, t, (keep_fracs,) if np.ndim(keep_fracs) == 0 else keep_fracs)  # a dict, also for one keep_frac
+    overlap = kept_overlap(p, t, keep_fracs=(keep_fracs,) if np.ndim(keep_fracs) == 0 else keep_fracs)  # a dict, also for one keep_frac
     out = {"n_eval": len(p)}
     if subset_idx is not None:
         s = check_indices(subset_idx, "subset_idx", n=len(p))

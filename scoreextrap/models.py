@@ -32,7 +32,7 @@ def inference_batch_size(device) -> int:
 # %% ../nbs/01_models.ipynb #fbb0e4e8
 class SmallCNN(nn.Module):
     "Two conv blocks and a 128-unit hidden layer; for 1- or 3-channel 28 or 32 px images."
-    def __init__(self, in_channels:int=1, n_classes:int=10, width:int=32, hidden:int=128):
+    def __init__(self, *, in_channels:int=1, n_classes:int=10, width:int=32, hidden:int=128):
         super().__init__()
         in_channels, n_classes = check_int(in_channels, "in_channels", low=1), check_int(n_classes, "n_classes", low=2)
         width, hidden = check_int(width, "width", low=1), check_int(hidden, "hidden", low=1)
@@ -46,7 +46,7 @@ class SmallCNN(nn.Module):
     def forward(self, x): return self.fc(self.features(x))
 
 # %% ../nbs/01_models.ipynb #c18764ee
-def resnet18_cifar(n_classes:int=10, in_channels:int=3) -> nn.Module:
+def resnet18_cifar(*, n_classes:int=10, in_channels:int=3) -> nn.Module:
     "torchvision's ResNet-18 with a 3x3 stride-1 stem and no max-pool, for 32x32 inputs."
     from torchvision.models import resnet18
     n_classes, in_channels = check_int(n_classes, "n_classes", low=2), check_int(in_channels, "in_channels", low=1)
@@ -82,7 +82,7 @@ def _last_linear(model):
 @torch.no_grad()
 def embed(model:nn.Module, # a trained classifier
           dataset, # items (x, y) or (x, y, idx)
-          batch_size:int|None=None, # default: `inference_batch_size(device)`
+          *, batch_size:int|None=None, # default: `inference_batch_size(device)`
           device=None, # default: the device of the model's parameters
           layer:nn.Module|None=None # module whose *input* is the embedding; default: the last nn.Linear
          ) -> np.ndarray:

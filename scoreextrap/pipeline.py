@@ -40,7 +40,7 @@ def default_model_fn(ds, **kwargs):
 
 def subset_indices(n:int, # dataset size N
                    frac:float, # fraction of the dataset in the subset, in (0, 1]
-                   seed:int=0, # random seed
+                   *, seed:int=0, # random seed
                    labels=None, # class labels [N]: draw the same fraction from every class (stratified)
                   ) -> np.ndarray:
     "Sorted int64 indices of a seeded random subset of `round(frac * n)` samples (at least 1)."
@@ -191,7 +191,7 @@ BUDGETS = ("epochs", "iterations")
 def retrain_epochs(n_total:int, # size of the full training set N
                    n_kept:int, # size of the pruned set
                    epochs:int, # epochs a full-data training would run
-                   batch_size:int=128, # training batch size
+                   *, batch_size:int=128, # training batch size
                    budget:str="epochs", # "epochs": same epochs for every keep_frac; "iterations": same optimizer steps (CCS)
                   ) -> int:
     "Epochs to train a pruned set of `n_kept` samples under `budget` (at least 1)."
@@ -294,7 +294,7 @@ def pruning_experiment(train_ds, # the full training set (N samples)
 
 # %% ../nbs/08_pipeline.ipynb #af208807
 def plot_pruning(df:pd.DataFrame, # the output of `pruning_experiment`
-                 ax=None, # matplotlib axes; default a new figure
+                 *, ax=None, # matplotlib axes; default a new figure
                  errorbar=("sd", 1), # seaborn's error band over seeds
                 ):
     "Seaborn line plot of test accuracy against keep_frac, one line per strategy; random dashed; the budget in the title."

@@ -39,7 +39,7 @@ def class_quotas(labels, # class labels [N]
 
 def select_top(scores, # importance [N], higher = keep
                keep_frac:float, # fraction of the dataset kept, in (0, 1]
-               labels=None, # optional class labels [N]: keep the same fraction of every class
+               *, labels=None, # optional class labels [N]: keep the same fraction of every class
               ) -> np.ndarray:
     "Sorted int64 indices of the round(keep_frac * N) highest scores (ties by index); per class when `labels` is given."
     s = check_scores(scores)
@@ -53,7 +53,7 @@ def select_top(scores, # importance [N], higher = keep
 # %% ../nbs/04_sampling.ipynb #db2a0754
 def select_random(n:int, # dataset size N
                   keep_frac:float, # fraction kept, in (0, 1]
-                  seed:int=0, # random seed
+                  *, seed:int=0, # random seed
                  ) -> np.ndarray:
     "Sorted int64 indices of round(keep_frac * n) samples drawn uniformly without replacement."
     n, seed = check_int(n, "n", low=1), check_int(seed, "seed", low=0)
@@ -87,7 +87,7 @@ def _strata(s:np.ndarray, n_strata:int) -> np.ndarray:
 
 def select_ccs(scores, # importance [N] to stratify
                keep_frac:float, # fraction of the dataset kept, in (0, 1]
-               cutoff_scores=None, # importance [N] for the hard cutoff (highest dropped); None = `scores`. CCS: aum(dyn)
+               *, cutoff_scores=None, # importance [N] for the hard cutoff (highest dropped); None = `scores`. CCS: aum(dyn)
                hard_cutoff:float=0.0, # fraction of the dataset dropped as too hard (the paper's beta, 0-0.4)
                n_strata:int=50, # number of equal-width score strata
                seed:int=0, # random seed for the draws inside strata
@@ -126,7 +126,7 @@ def _check_beta_inputs(dual_scores, p_mean, keep_frac):
 def beta_params(dual_scores, # DUAL scores [N] (>= 0)
                 p_mean, # mean p_true over the first T epochs [N]
                 keep_frac:float, # fraction kept, in (0, 1]; the pruning ratio is r = 1 - keep_frac
-                c_d:float=4, # exponent c_D of r (4 for CIFAR in the reference)
+                *, c_d:float=4, # exponent c_D of r (4 for CIFAR in the reference)
                 c_beta:float=15, # C: scale of beta
                 c_alpha:float=16, # C': alpha = c_alpha - beta (16 in the code; 15 in the paper's text)
                 n_anchor:int=10, # number of top-DUAL samples whose mean p_mean is the anchor
@@ -149,7 +149,7 @@ def beta_params(dual_scores, # DUAL scores [N] (>= 0)
 def beta_sampling_weights(dual_scores, # DUAL scores [N] (>= 0), higher = more important
                           p_mean, # mean p_true over the same first T epochs [N] (`p_true_mean(dyn, T)`)
                           keep_frac:float, # fraction kept, in (0, 1]
-                          c_d:float=4, # exponent c_D of the pruning ratio
+                          *, c_d:float=4, # exponent c_D of the pruning ratio
                           c_beta:float=15, # C: scale of beta
                           c_alpha:float=16, # C': alpha = c_alpha - beta
                           n_anchor:int=10, # top-DUAL samples that define the anchor
@@ -157,7 +157,7 @@ def beta_sampling_weights(dual_scores, # DUAL scores [N] (>= 0), higher = more i
                          ) -> np.ndarray:
     "Sampling probabilities [N] (sum 1) of DUAL's Beta sampling: BetaPDF(p_mean; alpha, beta) * DUAL, normalised."
     d, p = _check_beta_inputs(dual_scores, p_mean, keep_frac)
-    a, b = beta_params(d, p, keep_frac, c_d, c_beta, c_alpha, n_anchor)
+    a, b = beta_params(d, p, keep_frac, c_d=c_d, c_beta=c_beta, c_alpha=c_alpha, n_anchor=n_anchor)
     eps = check_number(eps, "eps", low=0, high=0.5, low_open=True, high_open=True)
     pc = np.clip(p, eps, 1 - eps)
     logpdf = (a - 1) * np.log(pc) + (b - 1) * np.log1p(-pc) - betaln(a, b)
@@ -169,7 +169,7 @@ def beta_sampling_weights(dual_scores, # DUAL scores [N] (>= 0), higher = more i
 def select_beta(dual_scores, # DUAL scores [N] (>= 0)
                 p_mean, # mean p_true over the first T epochs [N]
                 keep_frac:float, # fraction kept, in (0, 1]
-                seed:int=0, # random seed of the draw
+                *, seed:int=0, # random seed of the draw
                 **kwargs, # c_d, c_beta, c_alpha, n_anchor, eps: see `beta_sampling_weights`
                ) -> np.ndarray:
     "Sorted int64 indices of round(keep_frac * N) samples drawn without replacement with DUAL's Beta-sampling probabilities."
@@ -188,7 +188,7 @@ SAMPLERS = ("top", "random", "ccs", "beta")
 
 def select(scores, # importance [N], higher = keep (for "beta": the DUAL scores)
            keep_frac:float, # fraction of the dataset kept, in (0, 1]
-           method:str="top", # one of SAMPLERS: "top", "random", "ccs", "beta"
+           *, method:str="top", # one of SAMPLERS: "top", "random", "ccs", "beta"
            **options, # passed to the method: labels (top), seed (random, ccs, beta), cutoff_scores/hard_cutoff/n_strata (ccs), p_mean/c_d/... (beta)
           ) -> np.ndarray:
     "Sorted int64 indices of the round(keep_frac * N) kept samples, chosen by `method`."

@@ -84,7 +84,7 @@ def _windows(a:np.ndarray, window, arg:str="window") -> np.ndarray:
 
 # %% ../nbs/03_scores.ipynb #a1c63f3e
 def el2n(dyn, # a Dynamics, or a list of Dynamics from independent runs (their EL2N is averaged)
-         epoch:int=20, # recorded epoch, 0-based (negative counts from the end); the papers use an early one
+         *, epoch:int=20, # recorded epoch, 0-based (negative counts from the end); the papers use an early one
         ) -> np.ndarray:
     "EL2N score [N]: `||softmax(z) - onehot(y)||_2` at `epoch`, mean over runs. High = prediction far from the label (hard or mislabelled)."
     runs = _runs(dyn)
@@ -114,7 +114,7 @@ def _grad_norms(model:torch.nn.Module, dataset, batch_size:int, device) -> np.nd
 
 def grand(model, # a classifier returning logits, or a list of them (e.g. several seeds; their GraNd is averaged)
           dataset, # items (x, y) or (x, y, idx); scores come back in dataset-index order
-          batch_size:int=64, # samples per vmap call; memory ~ batch_size × number of parameters
+          *, batch_size:int=64, # samples per vmap call; memory ~ batch_size × number of parameters
           device=None, # default: the device of the model's parameters
          ) -> np.ndarray:
     "GraNd score [N]: L2 norm of the per-sample cross-entropy gradient w.r.t. all parameters (eval mode), mean over models. High = large gradient (not yet learned)."
@@ -126,7 +126,7 @@ def grand(model, # a classifier returning logits, or a list of them (e.g. severa
 
 # %% ../nbs/03_scores.ipynb #8db95225
 def forgetting(dyn, # a Dynamics (needs `correct`, bool or 0/1), or a list of runs whose counts are summed
-               never_learned:float|None=None, # score of a never-correct sample; None = the number of epochs T (reference)
+               *, never_learned:float|None=None, # score of a never-correct sample; None = the number of epochs T (reference)
               ) -> np.ndarray:
     "Forgetting score [N]: number of 1 -> 0 transitions of `correct` over the epochs. High = often forgotten (hard); never-learned samples get T."
     if never_learned is not None: never_learned = check_number(never_learned, "never_learned")
@@ -143,14 +143,14 @@ def forgetting(dyn, # a Dynamics (needs `correct`, bool or 0/1), or a list of ru
 
 # %% ../nbs/03_scores.ipynb #f5e402e9
 def aum(dyn, # a Dynamics (needs `margin`)
-        T:int|None=None, # use only the first T epochs (e.g. up to the first learning-rate drop); None = all
+        *, T:int|None=None, # use only the first T epochs (e.g. up to the first learning-rate drop); None = all
        ) -> np.ndarray:
     "Importance -AUM [N]: minus the mean over epochs of the logit margin z_y - max_{c!=y} z_c. High = low margin (hard or mislabelled)."
     return -_field(dyn, "margin", lambda a: _first(a, T)).mean(1)
 
 # %% ../nbs/03_scores.ipynb #6c5648a5
 def entropy(dyn, # a Dynamics (needs `entropy`, or `probs` [N, T, C])
-            epoch:int=-1, # recorded epoch, 0-based (negative from the end)
+            *, epoch:int=-1, # recorded epoch, 0-based (negative from the end)
            ) -> np.ndarray:
     "Entropy of the predicted class distribution at `epoch` [N]. High = uncertain prediction."
     if getattr(dyn, "entropy", None) is None and getattr(dyn, "probs", None) is not None:
@@ -167,7 +167,7 @@ def _check_ddof(ddof, window) -> tuple:
     return ddof, window
 
 def dynamic_uncertainty(dyn, # a Dynamics (needs `p_true`)
-                        window:int=10, # J: epochs per sliding window
+                        *, window:int=10, # J: epochs per sliding window
                         ddof:int=1, # delta degrees of freedom of the window std (1 as in BAAI-DCAI's torch.std)
                         skip:int=0, # ignore the first `skip` epochs (the extrapolation repo skips 2)
                         scale:float=1.0, # constant factor (the BAAI reference multiplies by 10); no effect on rankings
@@ -182,7 +182,7 @@ def dynamic_uncertainty(dyn, # a Dynamics (needs `p_true`)
 
 # %% ../nbs/03_scores.ipynb #dc03bb35
 def tdds(dyn, # a Dynamics (needs `kd`)
-         T:int=30, # length of the trajectory used, in epochs
+         *, T:int=30, # length of the trajectory used, in epochs
          K:int=10, # epochs per window (K-1 kd values each)
          decay:float=0.9, # beta of the moving average: window k gets beta * (1 - beta) ** (T - K - k)
          epochs:str="first", # "first": epochs 0..T-1 (reference); "last": the last T recorded epochs
@@ -204,7 +204,7 @@ def tdds(dyn, # a Dynamics (needs `kd`)
 
 # %% ../nbs/03_scores.ipynb #46869cf8
 def dual(dyn, # a Dynamics (needs `p_true`)
-         T:int=30, # use the first T epochs (30 for CIFAR in the paper, 60 for ImageNet)
+         *, T:int=30, # use the first T epochs (30 for CIFAR in the paper, 60 for ImageNet)
          window:int=10, # J: epochs per sliding window
          ddof:int=1, # delta degrees of freedom of the window std (1 = torch.std, as in the reference)
          scale:float=1.0, # constant factor (the reference multiplies the std by 10); no effect on rankings
@@ -217,7 +217,7 @@ def dual(dyn, # a Dynamics (needs `p_true`)
 
 # %% ../nbs/03_scores.ipynb #53498b02
 def p_true_mean(dyn, # a Dynamics (needs `p_true`)
-                T:int|None=30, # first T epochs (as for `dual`); None = all
+                *, T:int|None=30, # first T epochs (as for `dual`); None = all
                ) -> np.ndarray:
     "Mean of p_true over the first T epochs [N] (an 'easiness', not an importance): the x-axis of DUAL's Beta sampling."
     return _field(dyn, "p_true", lambda a: _first(a, T)).mean(1)
@@ -235,7 +235,7 @@ def _cos_dist_to_centroids(x:np.ndarray, k:int, seed:int, niter:int) -> np.ndarr
 
 def ssl_prototypes(embeddings, # [N, D] features, e.g. from a self-supervised model (any model's `embed` works)
                    n_clusters:int, # k, the number of prototypes (per class when `labels` is given)
-                   seed:int=0, # k-means seed
+                   *, seed:int=0, # k-means seed
                    labels=None, # optional class labels [N]: cluster each class separately
                    niter:int=25, # k-means iterations
                   ) -> np.ndarray:

@@ -31,7 +31,7 @@ def _check(f=..., alpha_tot=..., keep=..., theta=...) -> tuple:
 # %% ../nbs/09_theory.ipynb #52379d06
 def teacher_data(n_dim:int, # N, input dimension
                  alpha_tot:float, # examples per dimension: P = round(alpha_tot * N)
-                 seed:int=0):
+                 *, seed:int=0):
     "Gaussian inputs X [P, N], teacher labels y = sign(teacher·x) in {-1, +1} [P] and the unit teacher [N] (float64)."
     _, alpha_tot, _, _ = _check(alpha_tot=alpha_tot)
     n_dim, seed = check_int(n_dim, "n_dim", low=2), check_int(seed, "seed", low=0)
@@ -49,7 +49,7 @@ def _vector(v, name:str, n:int|None=None) -> np.ndarray:
     return v
 
 def probe(teacher, # [N] teacher direction (any norm)
-          theta:float=0.0, # angle to the teacher in radians, [0, pi/2); 0 = perfect metric
+          *, theta:float=0.0, # angle to the teacher in radians, [0, pi/2); 0 = perfect metric
           seed:int=0): # picks the random direction orthogonal to the teacher
     "Unit probe `cos(theta) T + sin(theta) v` with `v` a random unit vector orthogonal to the teacher."
     _, _, _, theta = _check(theta=theta)
@@ -62,7 +62,7 @@ def probe(teacher, # [N] teacher direction (any norm)
 def prune_by_margin(X, # inputs [P, N]
                     probe, # [N] unit probe direction (the pruning metric)
                     f:float, # fraction kept, in (0, 1]
-                    keep:str="hard", # "hard": smallest |probe·x|; "easy": largest; "random": uniform
+                    *, keep:str="hard", # "hard": smallest |probe·x|; "easy": largest; "random": uniform
                     seed:int=0): # used by keep="random" only
     "Sorted indices of the `round(f*P)` examples kept by the policy `keep` (an `f` that keeps none is an error)."
     f, _, keep, _ = _check(f=f, keep=keep)
@@ -96,7 +96,7 @@ def _dual_lbfgsb(G, gtol=1e-9):
 # %% ../nbs/09_theory.ipynb #7dd2f69b
 def max_margin_student(X, # kept inputs [P, N]
                        y, # their labels in {-1, +1} [P]
-                       method:str="nnls", # "nnls" (exact active set, fast) or "lbfgsb" (dual with bounds)
+                       *, method:str="nnls", # "nnls" (exact active set, fast) or "lbfgsb" (dual with bounds)
                        return_dual:bool=False): # also return the dual variables a [P]
     "Hard-margin perceptron through the origin: `w` [N] with `min_i y_i w·x_i = 1` (and its dual `a` when asked)."
     X = check_array(X, "X", ndim=2).astype(np.float64)
@@ -123,7 +123,7 @@ test_error.__test__ = False  # a name pytest would otherwise collect after `from
 def simulate_perceptron(n_dim:int, # N, input dimension (>= 400 for agreement with the N -> infinity theory)
                         alpha_tot:float, # examples per dimension before pruning
                         f:float, # fraction kept, in (0, 1]
-                        keep:str="hard", # "hard", "easy" or "random"
+                        *, keep:str="hard", # "hard", "easy" or "random"
                         theta:float=0.0, # angle between the pruning probe and the teacher, [0, pi/2)
                         seed:int=0,
                         method:str="nnls"): # student solver, see `max_margin_student`
@@ -131,8 +131,8 @@ def simulate_perceptron(n_dim:int, # N, input dimension (>= 400 for agreement wi
     f, alpha_tot, keep, theta = _check(f, alpha_tot, keep, theta)
     n_dim, seed = check_int(n_dim, "n_dim", low=2), check_int(seed, "seed", low=0)
     method = check_choice(method, "method", ("nnls", "lbfgsb"))
-    X, y, t = teacher_data(n_dim, alpha_tot, seed)
-    idx = prune_by_margin(X, probe(t, theta, seed + 1), f, keep, seed + 2)
+    X, y, t = teacher_data(n_dim, alpha_tot, seed=seed)
+    idx = prune_by_margin(X, probe(t, theta=theta, seed=seed + 1), f, keep=keep, seed=seed + 2)
     return test_error(max_margin_student(X[idx], y[idx], method=method), t)
 
 # %% ../nbs/09_theory.ipynb #c3d90c6b
@@ -265,7 +265,7 @@ def _theory2(alpha, f, keep, theta):
 # %% ../nbs/09_theory.ipynb #2f20d64d
 def perceptron_theory(alpha_tot:float, # examples per dimension before pruning
                       f:float, # fraction kept, in (0, 1]
-                      keep:str="hard", # "hard", "easy" or "random"
+                      *, keep:str="hard", # "hard", "easy" or "random"
                       theta:float=0.0): # probe angle in radians, [0, pi/2); 0 = perfect metric
     "Analytic (N -> infinity, replica-symmetric) test error, overlaps and margin of the max-margin student: a `TheoryResult`."
     f, alpha_tot, keep, theta = _check(f, alpha_tot, keep, theta)  # floats (cache keys) and a known policy

@@ -129,7 +129,7 @@ def _check_weights(model:nn.Module, weights, ckpt:Path):
 
 def _check_recorded(recorder:DynamicsRecorder, state, n_trained:int, ckpt:Path):
     "Refuse a recorder state that does not fit `recorder` or misses some of the `n_trained` epochs."
-    try: recorded = recorder._state_epochs(state)
+    try: recorded = recorder.state_epochs(state)
     except ValueError as e: raise ValueError(f"checkpoint {ckpt}: {e}; resume with a recorder like the one that made it") from None
     if recorded != n_trained:
         what = "holds no recorder state (the run that wrote it had no recorder)" if not state else f"holds {recorded} recorded epochs"
@@ -193,7 +193,7 @@ def _fit_epoch(run:_Run, ds:IndexedDataset, epoch:int, *, test_ds, num_workers:i
     torch.manual_seed(epoch_seed)  # dropout and augmentation
     run.model.train()
     t0 = time.perf_counter()
-    loader = make_loader(ds, run.config["batch_size"], shuffle=True, seed=epoch_seed, num_workers=num_workers)
+    loader = make_loader(ds, batch_size=run.config["batch_size"], shuffle=True, seed=epoch_seed, num_workers=num_workers)
     loss_sum, n_correct = _train_batches(run, loader, progress, f"epoch {epoch}")
     if run.recorder is not None: run.recorder.end_epoch()
     row = dict(epoch=epoch, train_loss=loss_sum / len(ds), train_acc=n_correct / len(ds), lr=run.opt.param_groups[0]["lr"],
@@ -202,7 +202,7 @@ def _fit_epoch(run:_Run, ds:IndexedDataset, epoch:int, *, test_ds, num_workers:i
     return row
 
 # %% ../nbs/02a_train.ipynb #77e54a1f
-_RECORDER_API = ("n_samples", "update", "end_epoch", "state_dict", "load_state_dict", "_state_epochs")  # what fit calls
+_RECORDER_API = ("n_samples", "update", "end_epoch", "state_dict", "load_state_dict", "state_epochs")  # what fit calls
 
 def _fit_options(ds, *, epochs, schedule_epochs, batch_size, seed, num_workers, recorder, augment, step, checkpoint_dir, progress) -> dict:
     "`fit`'s arguments, validated: epochs, schedule_epochs, batch_size, seed, num_workers, step and ckpt (the checkpoint file or None)."
@@ -255,7 +255,7 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
     opt = make_optimizer(model, optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    sched = make_schedule(opt, schedule=schedule, total_steps=o["schedule_epochs"] * len(make_loader(ds, o["batch_size"])))
+    sched = make_schedule(opt, schedule=schedule, total_steps=o["schedule_epochs"] * len(make_loader(ds, batch_size=o["batch_size"])))
     config = dict(n_samples=len(ds), epochs=o["epochs"], batch_size=o["batch_size"], lr=opt.defaults["lr"], optimizer=optimizer,
                   schedule=str(schedule), schedule_epochs=o["schedule_epochs"], seed=o["seed"])
     run = _Run(model, opt, sched, o["step"], recorder, augment, device, config)

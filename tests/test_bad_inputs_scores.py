@@ -91,9 +91,9 @@ CASES = [
     ("class_quotas keep_frac bool", lambda: sampling.class_quotas([0, 0, 1, 1], True), ValueError, ["keep_frac"]),
     ("select method None", lambda: sampling.select(S, 0.5, method=None), ValueError, ["method"]),
     # metrics
-    ("kept_overlap keep_frac bool", lambda: metrics.kept_overlap(S, S, True), ValueError, ["keep_fracs"]),
-    ("kept_overlap rounds to 0", lambda: metrics.kept_overlap(np.arange(10.), np.arange(10.), 0.01), ValueError, ["keep_fracs", "rounds to 0"]),
-    ("kept_overlap one bad among several", lambda: metrics.kept_overlap(S, S, (0.5, "0.3")), ValueError, ["keep_fracs"]),
+    ("kept_overlap keep_frac bool", lambda: metrics.kept_overlap(S, S, keep_fracs=True), ValueError, ["keep_fracs"]),
+    ("kept_overlap rounds to 0", lambda: metrics.kept_overlap(np.arange(10.), np.arange(10.), keep_fracs=0.01), ValueError, ["keep_fracs", "rounds to 0"]),
+    ("kept_overlap one bad among several", lambda: metrics.kept_overlap(S, S, keep_fracs=(0.5, "0.3")), ValueError, ["keep_fracs"]),
     ("rank_agreement complex", lambda: metrics.rank_agreement(S + 1j, S), ValueError, ["pred", "real"]),
     ("extrapolation_report float subset", lambda: metrics.extrapolation_report(S, S, [0.5]), ValueError, ["subset_idx"]),
     ("extrapolation_report subset out of range", lambda: metrics.extrapolation_report(S, S, [0, 6]), ValueError, ["subset_idx"]),
@@ -144,7 +144,7 @@ def test_any_non_fraction_keep_frac_refused(value):
     _watched(lambda: sampling.select_top(S, value), ValueError, ["keep_frac"])
     _watched(lambda: sampling.select_ccs(S, value), ValueError, ["keep_frac"])
     _watched(lambda: sampling.select_random(6, value), ValueError, ["keep_frac"])
-    _watched(lambda: metrics.kept_overlap(S, S, value), ValueError, ["keep_fracs"])
+    _watched(lambda: metrics.kept_overlap(S, S, keep_fracs=value), ValueError, ["keep_fracs"])
     if not isinstance(value, tuple): _watched(lambda: theory.prune_by_margin(np.ones((4, 3)), np.ones(3), value), ValueError, ["f"])
 
 

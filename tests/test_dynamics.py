@@ -26,7 +26,7 @@ def test_recorder_is_independent_of_batching_and_order(n, c, bs, seed):
     dyn = rec.dynamics
     assert dyn.correct.dtype == np.float32  # 1.0 / 0.0 in the recorder's dtype, not bool
     ref0 = per_sample_dynamics(logits[0], y)
-    ref1 = per_sample_dynamics(logits[1], y, ref0["probs"])
+    ref1 = per_sample_dynamics(logits[1], y, prev_probs=ref0["probs"])
     for k in FIELDS:
         for t, ref in enumerate((ref0, ref1)):
             np.testing.assert_allclose(getattr(dyn, k)[:, t], ref[k].numpy(), rtol=1e-5, atol=1e-6, equal_nan=True)

@@ -69,4 +69,4 @@ def test_bad_inputs():
     if not neighbor_loader_available():
         with pytest.raises(ValueError, match="pyg-lib or torch-sparse"): extrapolate(x, sub, t[sub], batch_size=8, sampler="neighbor", extrapolator="gnn")
     with pytest.raises(ValueError, match="graph has a neighbour table"):
-        extrapolate(x, sub, t[sub], extrapolator="gnn", k=5, graph=knn_graph(x, 3))
+        extrapolate(x, sub, t[sub], extrapolator="gnn", k=5, graph=knn_graph(x, k=3))

@@ -44,7 +44,7 @@ def test_softmax_no_underflow():
 
 def test_weights_rows_sum_to_one():
     d = np.random.default_rng(0).random((10, 7)) * 50
-    for w in ("mean", "softmax"): np.testing.assert_allclose(neighbour_weights(d, w).sum(1), 1)
+    for w in ("mean", "softmax"): np.testing.assert_allclose(neighbour_weights(d, weighting=w).sum(1), 1)
 
 @pytest.mark.parametrize("index,opts", [("ivf", dict(nlist=16, nprobe=16)), ("hnsw", dict(ef_search=256))])
 def test_approximate_indexes_close_to_exact(index, opts):

@@ -42,12 +42,12 @@ def test_kept_overlap_matches_sets(n, seed, f):
     a, b = rng.random(n), rng.random(n)
     m = int(round(f * n))
     if m == 0:  # the sampler's rule: a keep_frac that keeps no sample is an error, not one sample
-        with pytest.raises(ValueError, match="rounds to 0 kept samples"): kept_overlap(a, b, f)
+        with pytest.raises(ValueError, match="rounds to 0 kept samples"): kept_overlap(a, b, keep_fracs=f)
         return
     assert np.array_equal(select_top(a, f), np.sort(np.argsort(-a)[:m]))  # the set compared is exactly what pruning keeps
     A, B = set(np.argsort(-a)[:m]), set(np.argsort(-b)[:m])
-    assert np.isclose(kept_overlap(a, b, f), len(A & B) / len(A | B))
-    assert kept_overlap(a, a, f) == 1.0
+    assert np.isclose(kept_overlap(a, b, keep_fracs=f), len(A & B) / len(A | B))
+    assert kept_overlap(a, a, keep_fracs=f) == 1.0
 
 def test_report_excludes_subset():
     rng = np.random.default_rng(0)
@@ -64,7 +64,7 @@ def test_report_excludes_subset():
 ])
 def test_bad_inputs(pred, true, msg):
     with pytest.raises(ValueError, match=msg.replace("/", ".")): rank_agreement(pred, true)
-    with pytest.raises(ValueError): kept_overlap(pred, true, 0.5)
+    with pytest.raises(ValueError): kept_overlap(pred, true, keep_fracs=0.5)
 
 def test_bad_subset():
     t = np.arange(10.0)

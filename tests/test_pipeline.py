@@ -96,13 +96,13 @@ def test_score_dataset_errors(data, kw, msg):
 
 @pytest.mark.parametrize("n,kept,epochs,bs", [(50_000, 15_000, 200, 128), (1000, 333, 3, 64), (1000, 1, 2, 100), (999, 999, 5, 10)])
 def test_retrain_epochs_fixed_iterations(n, kept, epochs, bs):
-    e = retrain_epochs(n, kept, epochs, bs, "iterations")
+    e = retrain_epochs(n, kept, epochs, batch_size=bs, budget="iterations")
     full_steps = epochs * -(-n // bs)
     steps = -(-kept // bs)
     # the closest whole number of epochs to the full run's optimizer steps
     assert abs(e * steps - full_steps) <= steps / 2 + 1e-9
-    assert retrain_epochs(n, kept, epochs, bs, "epochs") == epochs
-    assert retrain_epochs(n, n, epochs, bs, "iterations") == epochs
+    assert retrain_epochs(n, kept, epochs, batch_size=bs, budget="epochs") == epochs
+    assert retrain_epochs(n, n, epochs, batch_size=bs, budget="iterations") == epochs
 
 
 def test_pruning_experiment_table(data, subset_run):

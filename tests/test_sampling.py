@@ -218,6 +218,6 @@ def test_select_dispatch():
     p = np.random.default_rng(1).random(200)
     assert set(SAMPLERS) == {"top", "random", "ccs", "beta"}
     np.testing.assert_array_equal(select(s, 0.3), select_top(s, 0.3))
-    np.testing.assert_array_equal(select(s, 0.3, "random", seed=2), select_random(200, 0.3, seed=2))
-    np.testing.assert_array_equal(select(s, 0.3, "ccs", hard_cutoff=0.1, seed=3), select_ccs(s, 0.3, hard_cutoff=0.1, seed=3))
-    np.testing.assert_array_equal(select(s, 0.3, "beta", p_mean=p, seed=4), select_beta(s, p, 0.3, seed=4))
+    np.testing.assert_array_equal(select(s, 0.3, method="random", seed=2), select_random(200, 0.3, seed=2))
+    np.testing.assert_array_equal(select(s, 0.3, method="ccs", hard_cutoff=0.1, seed=3), select_ccs(s, 0.3, hard_cutoff=0.1, seed=3))
+    np.testing.assert_array_equal(select(s, 0.3, method="beta", p_mean=p, seed=4), select_beta(s, p, 0.3, seed=4))

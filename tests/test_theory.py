@@ -14,13 +14,13 @@ def test_prune_sizes_and_order(P, n, f, seed, theta):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((P, n))
     t = rng.standard_normal(n)
-    J = th.probe(t, theta, seed)
+    J = th.probe(t, theta=theta, seed=seed)
     m = np.abs(X @ J)
     k = round(f * P)
     if k == 0:  # the samplers' rule: an f that keeps no example is an error, not one example
         with pytest.raises(ValueError, match="rounds to 0 kept samples; raise f"): th.prune_by_margin(X, J, f)
         return
-    out = {keep: th.prune_by_margin(X, J, f, keep, seed) for keep in th.KEEP_POLICIES}
+    out = {keep: th.prune_by_margin(X, J, f, keep=keep, seed=seed) for keep in th.KEEP_POLICIES}
     for keep, idx in out.items():
         assert len(idx) == k and len(np.unique(idx)) == k          # size round(f*P), no duplicates
         assert (np.diff(idx) > 0).all() and idx.min() >= 0 and idx.max() < P  # sorted, in range
@@ -33,7 +33,7 @@ def test_prune_sizes_and_order(P, n, f, seed, theta):
 def test_probe_angle():
     t = np.random.default_rng(0).standard_normal(30)
     for theta in (0.0, 0.1, 0.7, 1.5):
-        J = th.probe(t, theta, seed=3)
+        J = th.probe(t, theta=theta, seed=3)
         assert np.isclose(np.linalg.norm(J), 1) and np.isclose(J @ t / np.linalg.norm(t), np.cos(theta))
 
 
@@ -54,7 +54,7 @@ def _slsqp_primal(X, y):
 def test_qp_kkt_and_slsqp(seed, method):
     rng = np.random.default_rng(seed)
     n, P = int(rng.integers(3, 10)), int(rng.integers(5, 40))
-    X, y, T = th.teacher_data(n, P / n, seed)
+    X, y, T = th.teacher_data(n, P / n, seed=seed)
     w, a = th.max_margin_student(X, y, method=method, return_dual=True)
     marg = y * (X @ w)
     tol = 1e-8 if method == "nnls" else 1e-4
@@ -67,7 +67,7 @@ def test_qp_kkt_and_slsqp(seed, method):
 
 def test_qp_larger_problem_margins():
     X, y, T = th.teacher_data(200, 3, seed=5)
-    idx = th.prune_by_margin(X, th.probe(T, 0.0, 1), 0.5, "hard")
+    idx = th.prune_by_margin(X, th.probe(T, theta=0.0, seed=1), 0.5, keep="hard")
     w, a = th.max_margin_student(X[idx], y[idx], return_dual=True)
     marg = y[idx] * (X[idx] @ w)
     assert marg.min() >= 1 - 1e-9 and np.abs(a * (marg - 1)).max() < 1e-8
@@ -83,7 +83,7 @@ def test_test_error_formula():
 
 @pytest.mark.parametrize("alpha,f", [(2.0, 0.5), (10.0, 0.2), (1.0, 0.9)])
 def test_random_pruning_equals_unpruned(alpha, f):
-    r = th.perceptron_theory(alpha, f, "random")
+    r = th.perceptron_theory(alpha, f, keep="random")
     assert r.err == th.perceptron_theory(alpha * f, 1.0).err
     # the weight-f integral of the 1-D solver gives the same number
     assert np.isclose(th._theory0(alpha, f, "random").err, r.err, atol=1e-8)
@@ -98,7 +98,7 @@ def test_theory_vs_simulation_unpruned():
 
 def test_theory_vs_simulation_random_pruning():
     # random pruning in simulation follows the unpruned theory at alpha_tot * f
-    errs = [th.simulate_perceptron(400, 8.0, 0.25, "random", seed=s) for s in range(4)]
+    errs = [th.simulate_perceptron(400, 8.0, 0.25, keep="random", seed=s) for s in range(4)]
     assert abs(np.mean(errs) - th.perceptron_theory(2.0, 1.0).err) < 0.02
 
 
