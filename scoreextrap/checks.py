@@ -6,7 +6,8 @@ Docs: https://scoreextrap.github.io/scoreextrap/checks.html.md"""
 
 # %% auto #0
 __all__ = ['check_int', 'check_number', 'check_keep_frac', 'n_keep', 'check_choice', 'check_bool', 'check_array', 'check_scores',
-           'check_targets', 'check_labels', 'check_indices', 'check_embeddings', 'check_out_path', 'check_in_file']
+           'check_targets', 'check_labels', 'check_indices', 'check_embeddings', 'check_labels_unused',
+           'check_out_path', 'check_in_file']
 
 # %% ../nbs/00b_checks.ipynb #033dfe9f
 import numbers
@@ -180,6 +181,13 @@ def check_embeddings(x, # feature vectors [n, d]
         raise ValueError(f"{name} has {(~np.isfinite(a)).any(1).sum()} rows with NaN/inf (or values beyond float32); check the model that produced them")
     return a
 
+# %% ../nbs/00b_checks.ipynb #6269a86e
+def check_labels_unused(labels, # what the caller passed as labels
+                        owner:str, # who refuses them, e.g. "KNNExtrapolator"
+                       ):
+    "None when `labels` is None, else a ValueError saying that `owner` does not use class labels."
+    if labels is not None: raise ValueError(f"labels: {owner} does not use class labels (its uses_labels is False); pass labels=None")
+
 # %% ../nbs/00b_checks.ipynb #5f1a8286
 def check_out_path(path, # where a file will be written
                    name:str="out", # the argument's name
@@ -196,6 +204,7 @@ def check_out_path(path, # where a file will be written
             break
     return p
 
+# %% ../nbs/00b_checks.ipynb #46f935d0
 def check_in_file(path, # a file to read
                   name:str, # the argument's name
                  ) -> Path:
