@@ -6,7 +6,7 @@ Docs: https://scoreextrap.github.io/scoreextrap/checks.html.md"""
 
 # %% auto #0
 __all__ = ['check_int', 'check_number', 'check_keep_frac', 'n_keep', 'check_choice', 'check_bool', 'check_array', 'check_scores',
-           'check_targets', 'check_labels', 'check_indices', 'check_embeddings', 'check_labels_unused',
+           'check_targets', 'check_labels', 'check_indices', 'check_embeddings', 'check_labels_unused', 'check_queries',
            'check_out_path', 'check_in_file']
 
 # %% ../nbs/00b_checks.ipynb #033dfe9f
@@ -187,6 +187,20 @@ def check_labels_unused(labels, # what the caller passed as labels
                        ):
     "None when `labels` is None, else a ValueError saying that `owner` does not use class labels."
     if labels is not None: raise ValueError(f"labels: {owner} does not use class labels (its uses_labels is False); pass labels=None")
+
+# %% ../nbs/00b_checks.ipynb #33b1cc15
+def check_queries(embeddings, # query embeddings [q, d]
+                  labels, # what the caller passed as labels: must be None
+                  owner:str, # whose `predict` this is, e.g. "RidgeExtrapolator"
+                  *, fitted:bool, # whether `fit` has been called
+                  dim:int|None=None, # the embedding dimension `fit` was given (None: not checked here)
+                 ) -> np.ndarray:
+    "The queries of an extrapolator's `predict` as float32 [q, d], once fit has come first, labels are None and the dimension fits."
+    if not fitted: raise ValueError("call fit(...) before predict")
+    check_labels_unused(labels, owner)
+    x = check_embeddings(embeddings, "embeddings")
+    if dim is not None and x.shape[1] != dim: raise ValueError(f"embeddings have dim {x.shape[1]} but fit was given dim {dim}")
+    return x
 
 # %% ../nbs/00b_checks.ipynb #5f1a8286
 def check_out_path(path, # where a file will be written

@@ -9,12 +9,11 @@ __all__ = ['SCORES_FORMAT', 'DEMO_SIZES', 'cli_dataset', 'save_scores', 'load_sc
            'print_demo', 'demo_cmd', 'main']
 
 # %% ../nbs/10_cli.ipynb #db47f584
-import argparse, inspect, os, sys, time
+import argparse, inspect, sys, time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from fastcore.docments import docments
 
 from .data import DATASETS, load_dataset
@@ -39,6 +38,12 @@ def cli_dataset(name:str, # a name in `DATASETS`
     if n is not None and n < len(ds): ds = ds.subset(np.arange(n))
     return ds
 
+# %% ../nbs/10_cli.ipynb #c139d71a
+def _write(path, write, flag:str="--out"):
+    "`atomic_write(path, write)`; an OSError (disk full, no permission) names `flag` and the file, and the old file stays."
+    try: atomic_write(path, write)
+    except OSError as e: raise OSError(e.errno, f"cannot write {flag} {str(path)!r}: {e.strerror or e}; the previous file, if any, is unchanged") from e
+
 # %% ../nbs/10_cli.ipynb #4f647593
 SCORES_FORMAT = 1
 
@@ -56,24 +61,33 @@ def save_scores(path, # destination .npz
     arrays.update({k: np.asarray(v) for k, v in meta.items()})
     _write(path, lambda f: np.savez(f, **arrays))
 
-def _write(path, write, flag:str="--out"):
-    "`atomic_write(path, write)`; an OSError (disk full, no permission) names `flag` and the file, and the old file stays."
-    try: atomic_write(path, write)
-    except OSError as e: raise OSError(e.errno, f"cannot write {flag} {str(path)!r}: {e.strerror or e}; the previous file, if any, is unchanged") from e
-
+# %% ../nbs/10_cli.ipynb #5edefc85
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive (an .npz) with members / empty
 
+def _read_npz(path:Path, name:str) -> dict:
+    "The arrays of the .npz file at `path` (no pickles), or a ValueError naming it as `name`."
+    with open(path, "rb") as fh: head = fh.read(4)
+    if head not in _ZIP_MAGIC: raise ValueError(f"{name} {str(path)!r} is not a .npz scores file (not a zip archive); write it with `scoreextrap score`")
+    try:
+        with np.load(path, allow_pickle=False) as f: return {k: f[k] for k in f.files}
+    except Exception as e: raise ValueError(f"cannot read {name} {str(path)!r} as a scores file (.npz written by `scoreextrap score`): {e}") from None
+
+# %% ../nbs/10_cli.ipynb #e89ac43f
+def _timings(out:dict, where:str) -> dict:
+    "The timings of a scores file as {stage: seconds}, its `timing_names` and `timing_seconds` taken out of `out` (none: {})."
+    names, secs = out.pop("timing_names", np.array([], str)), out.pop("timing_seconds", np.array([]))
+    names, secs = np.atleast_1d(names), check_array(np.atleast_1d(secs), f"timing_seconds {where}", ndim=1)
+    if names.shape != secs.shape: raise ValueError(f"timing_names {where} has {names.size} entries but timing_seconds has {secs.size}")
+    return dict(zip(names.tolist(), secs.tolist()))
+
+# %% ../nbs/10_cli.ipynb #2ffb9b1b
 def load_scores(path, # a scores file (.npz) written by `save_scores`
                 *, name:str="scores file", # how messages call the file (the CLI passes "--scores")
                ) -> dict:
     "Read a scores file written by `save_scores` (no pickles); a ValueError/FileNotFoundError with one clear line otherwise."
     try: path = check_in_file(path, name)
     except FileNotFoundError as e: raise FileNotFoundError(f"{e}; create it with `scoreextrap score --out {path}`") from None
-    with open(path, "rb") as fh: head = fh.read(4)
-    if head not in _ZIP_MAGIC: raise ValueError(f"{name} {str(path)!r} is not a .npz scores file (not a zip archive); write it with `scoreextrap score`")
-    try:
-        with np.load(path, allow_pickle=False) as f: d = {k: f[k] for k in f.files}
-    except Exception as e: raise ValueError(f"cannot read {name} {str(path)!r} as a scores file (.npz written by `scoreextrap score`): {e}") from None
+    d = _read_npz(path, name)
     missing = [k for k in ("scores", "scorer", "dataset", "n") if k not in d]
     if missing: raise ValueError(f"{name} {str(path)!r} is not a scoreextrap scores file (missing {', '.join(missing)}); write it with `scoreextrap score`")
     out = {k: (v.item() if v.ndim == 0 else v) for k, v in d.items()}
@@ -86,10 +100,7 @@ def load_scores(path, # a scores file (.npz) written by `save_scores`
     out["scores"] = check_scores(out["scores"], f"the scores {where}")
     if len(out["scores"]) != n: raise ValueError(f"{name} {str(path)!r} is inconsistent: {len(out['scores'])} scores but n={n}; write it again with `scoreextrap score`")
     if "p_mean" in out: out["p_mean"] = check_array(out["p_mean"], f"p_mean {where}", shape=(n,))
-    names, secs = out.pop("timing_names", np.array([], str)), out.pop("timing_seconds", np.array([]))
-    names, secs = np.atleast_1d(names), check_array(np.atleast_1d(secs), f"timing_seconds {where}", ndim=1)
-    if names.shape != secs.shape: raise ValueError(f"timing_names {where} has {names.size} entries but timing_seconds has {secs.size}")
-    out["timings"] = dict(zip(names.tolist(), secs.tolist()))
+    out["timings"] = _timings(out, where)
     return out
 
 # %% ../nbs/10_cli.ipynb #545b664e
@@ -103,6 +114,7 @@ def _options_taken(target, what:str, **given) -> dict:
         out[key] = check_int(v, f"--{key}", low=1)
     return out
 
+# %% ../nbs/10_cli.ipynb #34aedca1
 def score_cmd(dataset:str="fashion_mnist", # the dataset: one of `DATASETS`
               out="scores.npz", # output scores file (.npz)
               *, scorer:str="dual", # the scorer: one of `scores.SCORERS`
@@ -131,6 +143,25 @@ def score_cmd(dataset:str="fashion_mnist", # the dataset: one of `DATASETS`
                 subset_frac=np.float64(np.nan if subset_frac is None else subset_frac))
     return load_scores(out)
 
+# %% ../nbs/10_cli.ipynb #4a7d1cd0
+def _dataset_labels(dataset:str, n:int|None, f:dict, scores) -> np.ndarray:
+    "The class labels of `dataset` (its first `n` samples), after checking that the scores file `f` (at `scores`) has one score per sample."
+    ds = cli_dataset(dataset, n=n)
+    if len(ds) != f["n"]:
+        raise ValueError(f"{scores} holds scores for {f['n']} samples ({f['dataset']}) but --dataset {dataset} has {len(ds)}; "
+                         f"score this dataset first (or pass the same --n)")
+    return ds.targets.numpy()
+
+# %% ../nbs/10_cli.ipynb #b70a89a0
+def _select_options(method:str, f:dict, scores, *, seed:int, labels=None) -> dict:
+    "`select`'s options for `method`: `labels` (given: class-balanced), the seed (random, ccs, beta), `p_mean` from the scores file `f` (beta)."
+    opts = {} if labels is None else {"labels": labels}
+    if method in ("random", "ccs", "beta"): opts["seed"] = seed
+    if method == "beta":
+        if "p_mean" not in f: raise ValueError(f"--method beta needs a DUAL scores file (with p_mean); {scores} was scored with {f['scorer']!r}")
+        opts["p_mean"] = f["p_mean"]
+    return opts
+
 # %% ../nbs/10_cli.ipynb #0e0649bd
 def prune_cmd(scores, # scores file from `scoreextrap score`
               keep_frac:float, # fraction of the dataset KEPT, in (0, 1]
@@ -149,26 +180,50 @@ def prune_cmd(scores, # scores file from `scoreextrap score`
     if class_balanced and method != "top": raise ValueError("--class-balanced applies to --method top only")
     if class_balanced and dataset is None: raise ValueError("--class-balanced needs --dataset (for the labels)")
     f = load_scores(scores, name="--scores")
-    opts, labels = {}, None
-    if dataset is not None:
-        ds = cli_dataset(dataset, n=n)
-        if len(ds) != f["n"]:
-            raise ValueError(f"{scores} holds scores for {f['n']} samples ({f['dataset']}) but --dataset {dataset} has {len(ds)}; "
-                             f"score this dataset first (or pass the same --n)")
-        labels = ds.targets.numpy()
-    if class_balanced: opts["labels"] = labels
-    if method in ("random", "ccs", "beta"): opts["seed"] = seed
-    if method == "beta":
-        if "p_mean" not in f: raise ValueError(f"--method beta needs a DUAL scores file (with p_mean); {scores} was scored with {f['scorer']!r}")
-        opts["p_mean"] = f["p_mean"]
+    labels = None if dataset is None else _dataset_labels(dataset, n, f, scores)
+    opts = _select_options(method, f, scores, seed=seed, labels=labels if class_balanced else None)
     keep = select(f["scores"], keep_frac, method=method, **opts)
     _write(out, lambda fh: np.save(fh, keep))
     return keep
 
-# %% ../nbs/10_cli.ipynb #d4b1e9e8
-DEMO_SIZES = dict(full=dict(n=20_000, n_test=None, epochs=8, T=8, window=4, retrain_epochs=2),
-                  quick=dict(n=2000, n_test=2000, epochs=6, T=6, window=3, retrain_epochs=1))
+# %% ../nbs/10_cli.ipynb #70febd23
+def _demo_full(train, **kw):
+    "Stage 1: DUAL from a full-data run on `train` (`kw`: `score_dataset`'s options)."
+    print(f"[1/3] full-data DUAL: SmallCNN on all {len(train)} training images, {kw['epochs']} epochs", flush=True)
+    return score_dataset(train, "dual", **kw)
 
+# %% ../nbs/10_cli.ipynb #f0a31c00
+def _demo_extrapolated(train, *, subset_frac:float, k:int, **kw):
+    "Stage 2: DUAL from a random `subset_frac` of `train`, extrapolated to the rest by kNN with `k` neighbours."
+    print(f"[2/3] extrapolated DUAL: SmallCNN on a {subset_frac:.0%} subset, kNN (k={k}) to the rest", flush=True)
+    return score_dataset(train, "dual", subset_frac=subset_frac, extrapolator="knn", extrapolator_kwargs=dict(k=k), **kw)
+
+# %% ../nbs/10_cli.ipynb #5eb52ff7
+def _demo_agreement(full, ext, *, epochs:int, keep_fracs, label:str) -> tuple:
+    "(cost table, rank agreement, kept-set overlap) of the extrapolated DUAL `ext` (named `label`) against the full-data `full`."
+    rest = np.setdiff1d(np.arange(full.n_samples), ext.subset_idx)
+    agree = rank_agreement(ext.scores[rest], full.scores[rest])
+    overlap = kept_overlap(ext.scores, full.scores, keep_fracs=keep_fracs)
+    cost = pd.DataFrame({name: dict(**{f"{k_} s": v for k_, v in r.timings.items()}, **{"trained samples x epochs": len(r.subset_idx) * epochs})
+                         for name, r in (("DUAL full", full), (label, ext))}).T
+    cost["Spearman vs full"] = [1.0, agree["spearman"]]
+    return cost, agree, overlap
+
+# %% ../nbs/10_cli.ipynb #4fa36f4f
+def _demo_retrain(train, test, scores:dict, *, keep_fracs, seeds, retrain_epochs:int, progress) -> tuple:
+    "Stage 3: retrain on what random and Beta sampling of each of `scores` keep; (all runs, mean test accuracy [strategy, keep_frac])."
+    print(f"[3/3] retraining on the kept samples: {len(keep_fracs)} keep_fracs x 3 strategies x {len(seeds)} seed(s), {retrain_epochs} epoch(s) each", flush=True)
+    res = pruning_experiment(train, test, scores, keep_fracs=keep_fracs, methods=["beta"], epochs=retrain_epochs, seeds=seeds, progress=progress)
+    return res, res.groupby(["strategy", "keep_frac"]).test_acc.mean().unstack("keep_frac")
+
+# %% ../nbs/10_cli.ipynb #f0a78d2b
+def _save_plot(res:pd.DataFrame, path):
+    "Save `plot_pruning(res)` to the file `path`, off-screen."
+    import matplotlib; matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ax = plot_pruning(res); ax.figure.tight_layout(); ax.figure.savefig(path, dpi=120); plt.close(ax.figure)
+
+# %% ../nbs/10_cli.ipynb #d66498c3
 def demo(*, n:int|None=20_000, # training images: the first n (None: all 60 000)
          epochs:int=8, # epochs recorded for DUAL (T = epochs)
          window:int=4, # DUAL window J
@@ -187,26 +242,16 @@ def demo(*, n:int|None=20_000, # training images: the first n (None: all 60 000)
     t_start = time.perf_counter()
     train, test = cli_dataset(dataset, n=n), cli_dataset(dataset, n=n_test, train=False)
     kw = dict(epochs=epochs, score_kwargs=dict(T=epochs, window=window), seed=seed, progress=progress)
-    print(f"[1/3] full-data DUAL: SmallCNN on all {len(train)} training images, {epochs} epochs", flush=True)
-    full = score_dataset(train, "dual", **kw)
-    print(f"[2/3] extrapolated DUAL: SmallCNN on a {subset_frac:.0%} subset, kNN (k={k}) to the rest", flush=True)
-    ext = score_dataset(train, "dual", subset_frac=subset_frac, extrapolator="knn", extrapolator_kwargs=dict(k=k), **kw)
-    rest = np.setdiff1d(np.arange(len(train)), ext.subset_idx)
-    agree = rank_agreement(ext.scores[rest], full.scores[rest])
-    overlap = kept_overlap(ext.scores, full.scores, keep_fracs=keep_fracs)
-    cost = pd.DataFrame({name: dict(**{f"{k_} s": v for k_, v in r.timings.items()}, **{"trained samples x epochs": len(r.subset_idx) * epochs})
-                         for name, r in (("DUAL full", full), (f"DUAL {subset_frac:.0%} kNN", ext))}).T
-    cost["Spearman vs full"] = [1.0, agree["spearman"]]
-    print(f"[3/3] retraining on the kept samples: {len(keep_fracs)} keep_fracs x 3 strategies x {len(seeds)} seed(s), {retrain_epochs} epoch(s) each", flush=True)
-    res = pruning_experiment(train, test, {"DUAL full": full, f"DUAL {subset_frac:.0%} kNN": ext}, keep_fracs=keep_fracs,
-                             methods=["beta"], epochs=retrain_epochs, seeds=seeds, progress=progress)
-    acc = res.groupby(["strategy", "keep_frac"]).test_acc.mean().unstack("keep_frac")
-    if plot is not None:
-        import matplotlib; matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        ax = plot_pruning(res); ax.figure.tight_layout(); ax.figure.savefig(plot, dpi=120); plt.close(ax.figure)
+    label = f"DUAL {subset_frac:.0%} kNN"
+    full = _demo_full(train, **kw)
+    ext = _demo_extrapolated(train, subset_frac=subset_frac, k=k, **kw)
+    cost, agree, overlap = _demo_agreement(full, ext, epochs=epochs, keep_fracs=keep_fracs, label=label)
+    res, acc = _demo_retrain(train, test, {"DUAL full": full, label: ext}, keep_fracs=keep_fracs, seeds=seeds,
+                             retrain_epochs=retrain_epochs, progress=progress)
+    if plot is not None: _save_plot(res, plot)
     return dict(cost=cost, agreement=agree, overlap=overlap, accuracy=acc, runs=res, seconds=time.perf_counter() - t_start)
 
+# %% ../nbs/10_cli.ipynb #aecad328
 def print_demo(out:dict, *, plot=None):
     "Print the demo's tables."
     pd.set_option("display.width", 120)
@@ -248,6 +293,10 @@ def _add_options(parser:argparse.ArgumentParser, fn, *, types:dict|None=None, ch
         parser.add_argument(flag, dest=name, type=types.get(name, _arg_type(prm.annotation)), required=required,
                             default=None if required else prm.default, help=text.replace("%", "%%"))
 
+# %% ../nbs/10_cli.ipynb #f0429ef5
+DEMO_SIZES = dict(full=dict(n=20_000, n_test=None, epochs=8, T=8, window=4, retrain_epochs=2),
+                  quick=dict(n=2000, n_test=2000, epochs=6, T=6, window=3, retrain_epochs=1))
+
 # %% ../nbs/10_cli.ipynb #69d050a3
 def demo_cmd(*, quick:bool=False, # a one-minute smoke test on 2 000 images
              n:int|None=None, # training images, the first n (default: 20000; all: 60000; --quick: 2000)
@@ -282,6 +331,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"scoreextrap: error: {message}\n")
 
+# %% ../nbs/10_cli.ipynb #52ed411f
 _COMMANDS = {  # name: (function, one-line help, description, argument types, argument choices)
     "score": (score_cmd, "train, record dynamics and write the scores of every sample (.npz)",
               "Train SmallCNN on a dataset (or on a random subset, then extrapolate to every sample) while recording training "
@@ -299,6 +349,7 @@ _COMMANDS = {  # name: (function, one-line help, description, argument types, ar
              dict(subset_frac=_subset_frac), {}),
 }
 
+# %% ../nbs/10_cli.ipynb #1c285594
 def _parser() -> argparse.ArgumentParser:
     "The `scoreextrap` parser: one subcommand per entry of `_COMMANDS`, its options read from the function."
     p = _Parser(prog="scoreextrap", description="Data pruning with training dynamics and extrapolated scores.")
@@ -307,7 +358,7 @@ def _parser() -> argparse.ArgumentParser:
         _add_options(sub.add_parser(name, help=text, description=description.replace("%", "%%")), fn, types=types, choices=choices)
     return p
 
-
+# %% ../nbs/10_cli.ipynb #65aa372a
 def _report(command:str, result, options:dict):
     "Print what `command` did (the demo prints its own tables)."
     if command == "score":
@@ -317,6 +368,7 @@ def _report(command:str, result, options:dict):
     elif command == "prune":
         print(f"wrote {options['out']}: {len(result)} sorted indices to keep (keep_frac {options['keep_frac']:g}, method {options['method']})")
 
+# %% ../nbs/10_cli.ipynb #6e766dc8
 def main(argv=None) -> int:
     "Entry point of the `scoreextrap` command; returns the exit status."
     try: args = _parser().parse_args(argv)

@@ -38,6 +38,15 @@ def _stale_temporaries(path:Path) -> list:
         if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)): out.append(p)
     return out
 
+# %% ../nbs/00a_core.ipynb #c70f413a
+def _fsync_dir(folder:Path):
+    "Make a rename in `folder` durable (POSIX); a no-op where folders cannot be opened (Windows)."
+    try: fd = os.open(folder, os.O_RDONLY)
+    except OSError: return
+    try: os.fsync(fd)
+    except OSError: pass
+    finally: os.close(fd)
+
 # %% ../nbs/00a_core.ipynb #b5dd3efe
 def atomic_write(path, # destination file
                  write, # callable: write(f) writes the content to the binary file object f
@@ -57,14 +66,6 @@ def atomic_write(path, # destination file
         Path(tmp).unlink(missing_ok=True); raise
     _fsync_dir(path.parent)
     return path
-
-def _fsync_dir(folder:Path):
-    "Make a rename in `folder` durable (POSIX); a no-op where folders cannot be opened (Windows)."
-    try: fd = os.open(folder, os.O_RDONLY)
-    except OSError: return
-    try: os.fsync(fd)
-    except OSError: pass
-    finally: os.close(fd)
 
 # %% ../nbs/00a_core.ipynb #c2e153ac
 def progress_bar(iterable=None, progress:bool|None=None, **kwargs):

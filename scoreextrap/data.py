@@ -10,14 +10,16 @@ __all__ = ['FASHION_MNIST_FILES', 'DEBIAN_FASHION_MNIST', 'DATASETS', 'channel_s
            'load_dataset', 'add_label_noise']
 
 # %% ../nbs/00_data.ipynb #b13be831
-import gzip, os, shutil, warnings
+import gzip, os, shutil
 from pathlib import Path
 
 import numpy as np
 import torch
+from fastcore.basics import patch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, Subset
 
 from .checks import check_bool, check_choice, check_int, check_labels, check_number
+from .core import atomic_write
 
 # %% ../nbs/00_data.ipynb #c9024f5d
 def channel_stats(images) -> tuple:
@@ -26,7 +28,7 @@ def channel_stats(images) -> tuple:
     if x.ndim == 3: x = x[:, None]
     return x.mean((0, 2, 3)), x.std((0, 2, 3))
 
-# %% ../nbs/00_data.ipynb #fcb121cf
+# %% ../nbs/00_data.ipynb #99cf160b
 class TensorImageDataset(Dataset):
     "Images kept as one `uint8` tensor [N, C, H, W], normalised per batch; indexable by an int or a batch of indices."
     batched = True  # `ds[list_of_indices]` returns a whole batch
@@ -48,21 +50,26 @@ class TensorImageDataset(Dataset):
 
     def __len__(self): return len(self.images)
 
-    def __getitem__(self, i):
-        single = isinstance(i, (int, np.integer)) or (torch.is_tensor(i) and i.ndim == 0)
-        idx = torch.as_tensor([int(i)] if single else np.asarray(i), dtype=torch.long)
-        x = (self.images[idx].float() / 255 - self.mean) / self.std
-        y = self.targets[idx]
-        return (x[0], y[0]) if single else (x, y)
-
-    def subset(self, indices):
-        "A new `TensorImageDataset` holding only `indices` (renumbered 0..len-1), sharing normalisation."
-        indices = torch.as_tensor(np.asarray(indices), dtype=torch.long)
-        return TensorImageDataset(self.images[indices], self.targets[indices], mean=self.mean.flatten(), std=self.std.flatten(), classes=self.classes)
-
     def __repr__(self):
         c, h, w = self.images.shape[1:]
         return f"TensorImageDataset(n={len(self)}, shape=({c}, {h}, {w}), classes={int(self.targets.max()) + 1})"
+
+# %% ../nbs/00_data.ipynb #8c9bb388
+@patch
+def __getitem__(self:TensorImageDataset, i):
+    "Item `i` as (image, label), or a batch of indices as (images [B, C, H, W], labels [B]); images normalised."
+    single = isinstance(i, (int, np.integer)) or (torch.is_tensor(i) and i.ndim == 0)
+    idx = torch.as_tensor([int(i)] if single else np.asarray(i), dtype=torch.long)
+    x = (self.images[idx].float() / 255 - self.mean) / self.std
+    y = self.targets[idx]
+    return (x[0], y[0]) if single else (x, y)
+
+# %% ../nbs/00_data.ipynb #675b6bc2
+@patch
+def subset(self:TensorImageDataset, indices):
+    "A new `TensorImageDataset` holding only `indices` (renumbered 0..len-1), sharing normalisation."
+    indices = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+    return TensorImageDataset(self.images[indices], self.targets[indices], mean=self.mean.flatten(), std=self.std.flatten(), classes=self.classes)
 
 # %% ../nbs/00_data.ipynb #fe7852b3
 def get_targets(ds) -> torch.Tensor:
@@ -112,7 +119,7 @@ def crop_flip(x:torch.Tensor, *, pad:int=4, flip:bool=True) -> torch.Tensor:
         cols = torch.where(flipped[:, None, None, None], cols.flip(-1), cols)
     return xp[torch.arange(b, device=x.device)[:, None, None, None], torch.arange(x.shape[1], device=x.device)[None, :, None, None], rows, cols]
 
-# %% ../nbs/00_data.ipynb #9dcb26d4
+# %% ../nbs/00_data.ipynb #73f71e99
 FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -121,12 +128,14 @@ def data_root(root=None) -> Path:
     "Where datasets are cached: `root`, else `$SCOREEXTRAP_DATA`, else `~/.cache/scoreextrap`."
     return Path(root or os.environ.get("SCOREEXTRAP_DATA") or Path.home() / ".cache" / "scoreextrap").expanduser()
 
+# %% ../nbs/00_data.ipynb #8962ed2d
 def _find_fashion_mnist(root:Path):
     "Return a folder holding the four Fashion-MNIST IDX files (gzipped), or None."
     env = os.environ.get("SCOREEXTRAP_DATA")
     candidates = [root, *([Path(env), Path(env) / "FashionMNIST" / "raw"] if env else []), DEBIAN_FASHION_MNIST]
     return next((d for d in candidates if all((d / f).exists() for f in FASHION_MNIST_FILES)), None)
 
+# %% ../nbs/00_data.ipynb #26fdd56e
 def prepare_fashion_mnist(root=None):
     "Unpack Fashion-MNIST's IDX files into torchvision's layout (`root/FashionMNIST/raw`); return `root`, or None if no offline copy exists."
     root = data_root(root)
@@ -134,12 +143,8 @@ def prepare_fashion_mnist(root=None):
     if all((raw / f.removesuffix(".gz")).exists() for f in FASHION_MNIST_FILES): return root
     src = _find_fashion_mnist(root)
     if src is None: return None
-    raw.mkdir(parents=True, exist_ok=True)
-    for f in FASHION_MNIST_FILES:
-        dst = raw / f.removesuffix(".gz")
-        tmp = dst.with_suffix(".part")
-        with gzip.open(src / f, "rb") as fin, open(tmp, "wb") as fout: shutil.copyfileobj(fin, fout)
-        os.replace(tmp, dst)  # atomic: an interrupted copy never looks complete
+    for f in FASHION_MNIST_FILES:  # atomic: an interrupted copy never looks complete
+        with gzip.open(src / f, "rb") as fin: atomic_write(raw / f.removesuffix(".gz"), lambda out: shutil.copyfileobj(fin, out))
     return root
 
 # %% ../nbs/00_data.ipynb #b464e612

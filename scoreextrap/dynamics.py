@@ -22,7 +22,7 @@ from .core import atomic_write
 # %% ../nbs/02_dynamics.ipynb #7993d822
 FIELDS = ("p_true", "loss", "correct", "margin", "el2n", "entropy", "kd")
 
-# %% ../nbs/02_dynamics.ipynb #f0538eda
+# %% ../nbs/02_dynamics.ipynb #935b58c2
 def _check_correct(c:np.ndarray) -> np.ndarray:
     "`correct` as given if it is bool, or numbers that are 1, 0 or (floats only) NaN; else a ValueError."
     if c.dtype == bool: return c
@@ -34,6 +34,22 @@ def _check_correct(c:np.ndarray) -> np.ndarray:
                          f"found {c[i, t].item()!r} at sample {i}, epoch {t}")
     return c
 
+# %% ../nbs/02_dynamics.ipynb #c4874929
+def _check_fields(fields:dict) -> tuple:
+    "(fields, N, T): the given `FIELDS` as real arrays of one shape [N, T] with N, T >= 1, `correct` checked; else a ValueError."
+    unknown = set(fields) - set(FIELDS)
+    if unknown: raise ValueError(f"unknown dynamics field(s) {sorted(unknown)}; valid fields are {FIELDS}")
+    present = {k: check_array(v, k) for k, v in fields.items() if v is not None}
+    if not present: raise ValueError(f"Dynamics needs at least one of {FIELDS}")
+    shapes = {k: v.shape for k, v in present.items()}
+    if any(len(s) != 2 for s in shapes.values()) or len(set(shapes.values())) > 1:
+        raise ValueError(f"every field must be a 2-D array [N, T] of the same shape, got {shapes}")
+    n, t = next(iter(shapes.values()))
+    if n == 0 or t == 0: raise ValueError(f"the fields must hold at least one sample and one epoch, got shape {(n, t)}")
+    if "correct" in present: present["correct"] = _check_correct(present["correct"])
+    return present, n, t
+
+# %% ../nbs/02_dynamics.ipynb #00986eb2
 class Dynamics:
     """Per-sample, per-epoch training dynamics: numpy arrays [N, T] named as in `FIELDS`, plus `labels` [N] and optional `probs` [N, T, C].
     `correct` is bool or float (1.0, 0.0, NaN where the sample was not seen in that epoch); other fields are NaN there too."""
@@ -41,16 +57,7 @@ class Dynamics:
                  *, labels=None, # integer class labels [N]
                  probs=None, # full probabilities [N, T, C] (optional: memory!)
                  **fields): # any of `FIELDS`, each [N, T] of real numbers
-        unknown = set(fields) - set(FIELDS)
-        if unknown: raise ValueError(f"unknown dynamics field(s) {sorted(unknown)}; valid fields are {FIELDS}")
-        present = {k: check_array(v, k) for k, v in fields.items() if v is not None}
-        if not present: raise ValueError(f"Dynamics needs at least one of {FIELDS}")
-        shapes = {k: v.shape for k, v in present.items()}
-        if any(len(s) != 2 for s in shapes.values()) or len(set(shapes.values())) > 1:
-            raise ValueError(f"every field must be a 2-D array [N, T] of the same shape, got {shapes}")
-        n, t = next(iter(shapes.values()))
-        if n == 0 or t == 0: raise ValueError(f"the fields must hold at least one sample and one epoch, got shape {(n, t)}")
-        if "correct" in present: present["correct"] = _check_correct(present["correct"])
+        present, n, t = _check_fields(fields)
         if labels is not None: labels = check_labels(labels, "labels", n=n)
         if probs is not None:
             probs = check_array(probs, "probs")
@@ -74,9 +81,7 @@ def first(self:Dynamics, T:int) -> Dynamics:
     return Dynamics(labels=self.labels, probs=None if self.probs is None else self.probs[:, :T],
                     **{k: getattr(self, k)[:, :T] for k in self.fields})
 
-# %% ../nbs/02_dynamics.ipynb #cbad9abe
-_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)  # what numpy raises on a broken .npz
-
+# %% ../nbs/02_dynamics.ipynb #16cdf9d2
 @patch
 def save(self:Dynamics, path):
     "Save to `path` (.npz), atomically."
@@ -85,6 +90,9 @@ def save(self:Dynamics, path):
     if self.labels is not None: arrays["labels"] = self.labels
     if self.probs is not None: arrays["probs"] = self.probs
     atomic_write(path, lambda f: np.savez(f, **arrays))
+
+# %% ../nbs/02_dynamics.ipynb #4773d8af
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)  # what numpy raises on a broken .npz
 
 @patch(cls_method=True)
 def load(cls:Dynamics, path) -> Dynamics:
@@ -143,15 +151,12 @@ class DynamicsRecorder:
         self._cur["probs"] = torch.full((n, c), float("nan"), device=device)
         self._seen = torch.zeros(n, dtype=torch.int32, device=device)
 
-# %% ../nbs/02_dynamics.ipynb #59fc8116
+# %% ../nbs/02_dynamics.ipynb #8b58e203
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 @patch
-def update(self:DynamicsRecorder,
-            idx, # dataset indices of the batch [B]
-            logits:torch.Tensor, # the training forward pass's logits [B, C]
-            targets:torch.Tensor): # integer class labels used in the loss [B]
-    "Record one batch, from the logits the training forward pass already computed."
+def _check_batch_shapes(self:DynamicsRecorder, idx, logits, targets) -> tuple:
+    "(idx, targets) as tensors after checking shapes, integer dtypes and the index range against `logits`; else a ValueError."
     idx = torch.as_tensor(idx)
     if not torch.is_tensor(targets): targets = torch.as_tensor(np.asarray(targets))
     if not torch.is_tensor(logits) or logits.ndim != 2 or logits.shape[1] != self.n_classes:
@@ -162,6 +167,12 @@ def update(self:DynamicsRecorder,
     if targets.dtype not in _INT_DTYPES: raise ValueError(f"targets must be integer class indices (e.g. torch.long), got dtype {targets.dtype}")
     if len(idx) and (idx.min() < 0 or idx.max() >= self.n_samples):
         raise ValueError(f"idx out of range: got [{idx.min().item()}, {idx.max().item()}] for n_samples={self.n_samples}")
+    return idx, targets
+
+# %% ../nbs/02_dynamics.ipynb #a0df070b
+@patch
+def _check_batch_values(self:DynamicsRecorder, idx, logits, targets) -> torch.Tensor:
+    "`targets` as long on the logits' device after checking class range, finite logits and the recorder's labels (one sync)."
     targets = targets.to(logits.device, torch.long, non_blocking=True)
     bad_target = (targets < 0) | (targets >= self.n_classes)
     any_bad_target, non_finite = torch.stack([bad_target.any(), ~torch.isfinite(logits).all()]).tolist()  # one sync
@@ -171,6 +182,17 @@ def update(self:DynamicsRecorder,
         raise ValueError(f"non-finite logits for {(~torch.isfinite(logits)).any(1).sum().item()} sample(s) of the batch (diverged training?)")
     if self.labels is not None and (self.labels[idx.cpu()] != targets.cpu()).any():
         raise ValueError(f"targets disagree with the recorder's labels for {(self.labels[idx.cpu()] != targets.cpu()).sum().item()} sample(s): wrong idx, or noisy labels not passed as `labels`?")
+    return targets
+
+# %% ../nbs/02_dynamics.ipynb #7295d2f7
+@patch
+def update(self:DynamicsRecorder,
+            idx, # dataset indices of the batch [B]
+            logits:torch.Tensor, # the training forward pass's logits [B, C]
+            targets:torch.Tensor): # integer class labels used in the loss [B]
+    "Record one batch, from the logits the training forward pass already computed."
+    idx, targets = self._check_batch_shapes(idx, logits, targets)
+    targets = self._check_batch_values(idx, logits, targets)
     if self._cur is None: self._start_epoch(logits.device)
     idx = idx.to(logits.device, torch.long)
     if self._prev_probs is not None and self._prev_probs.device != logits.device: self._prev_probs = self._prev_probs.to(logits.device)
@@ -196,7 +218,7 @@ def dynamics(self:DynamicsRecorder) -> Dynamics:
     probs = np.stack(self.columns["probs"], 1) if self.keep_probs else None
     return Dynamics(labels=self.labels, probs=probs, **{k: np.stack(self.columns[k], 1) for k in FIELDS})
 
-# %% ../nbs/02_dynamics.ipynb #455fd77d
+# %% ../nbs/02_dynamics.ipynb #4b717818
 @patch
 def state_dict(self:DynamicsRecorder) -> dict:
     "Completed epochs and the previous epoch's probabilities, as tensors."
@@ -204,10 +226,10 @@ def state_dict(self:DynamicsRecorder) -> dict:
     if self._prev_probs is not None: st["prev_probs"] = self._prev_probs.cpu()
     return st
 
+# %% ../nbs/02_dynamics.ipynb #efa97ad3
 @patch
-def state_epochs(self:DynamicsRecorder, st) -> int:
-    "The number of completed epochs in the state `st`, or a ValueError if it does not fit this recorder."
-    if not isinstance(st, dict): raise ValueError(f"a recorder state must be a dict of tensors, got {type(st).__name__}")
+def _column_epochs(self:DynamicsRecorder, st:dict) -> dict:
+    "Epochs per field of the state `st`, each column checked to be [n_samples, epochs] ([.., n_classes] for probs)."
     n, c, epochs = self.n_samples, self.n_classes, {}
     for k in self.columns:
         if f"col_{k}" not in st: continue
@@ -217,15 +239,24 @@ def state_epochs(self:DynamicsRecorder, st) -> int:
             raise ValueError(f"recorder state col_{k} has shape {tuple(getattr(a, 'shape', ()))}, this recorder needs "
                              f"[{n}, epochs{f', {c}' if k == 'probs' else ''}] (n_samples={n}, n_classes={c})")
         epochs[k] = a.shape[1]
+    return epochs
+
+# %% ../nbs/02_dynamics.ipynb #6805bf3c
+@patch
+def state_epochs(self:DynamicsRecorder, st) -> int:
+    "The number of completed epochs in the state `st`, or a ValueError if it does not fit this recorder."
+    if not isinstance(st, dict): raise ValueError(f"a recorder state must be a dict of tensors, got {type(st).__name__}")
+    epochs = self._column_epochs(st)
     if epochs and (set(epochs) != set(self.columns) or len(set(epochs.values())) > 1):
         missing = sorted(set(self.columns) - set(epochs))
         raise ValueError(f"recorder state has epochs per field {epochs}" + (f" and lacks {missing}" if missing else "")
                          + (" (was it saved with keep_probs=False?)" if missing == ["probs"] else ""))
     pp = st.get("prev_probs")
-    if pp is not None and (not torch.is_tensor(pp) or tuple(pp.shape) != (n, c)):
-        raise ValueError(f"recorder state prev_probs has shape {tuple(getattr(pp, 'shape', ()))}, this recorder needs [{n}, {c}]")
+    if pp is not None and (not torch.is_tensor(pp) or tuple(pp.shape) != (self.n_samples, self.n_classes)):
+        raise ValueError(f"recorder state prev_probs has shape {tuple(getattr(pp, 'shape', ()))}, this recorder needs [{self.n_samples}, {self.n_classes}]")
     return next(iter(epochs.values()), 0)
 
+# %% ../nbs/02_dynamics.ipynb #a0c4c83a
 @patch
 def load_state_dict(self:DynamicsRecorder, st:dict):
     "Restore what `state_dict` returned (refused, leaving the recorder as it was, if it does not fit)."

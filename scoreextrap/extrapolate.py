@@ -10,8 +10,9 @@ __all__ = ['ALPHAS', 'EXTRAPOLATORS', 'RidgeExtrapolator', 'make_extrapolator', 
 # %% ../nbs/06a_extrapolate.ipynb #622d4b80
 import inspect
 import numpy as np
+from fastcore.basics import patch
 
-from .checks import check_choice, check_embeddings, check_indices, check_int, check_labels, check_number, check_targets
+from .checks import check_choice, check_embeddings, check_indices, check_int, check_labels, check_labels_unused, check_number, check_queries, check_targets
 from .knn import KNNExtrapolator
 from .gnn import GNNExtrapolator
 
@@ -29,7 +30,7 @@ def _ridge_path(u:np.ndarray, s:np.ndarray, yc:np.ndarray, alphas) -> np.ndarray
         out[a] = np.where(1 - h[:, None] > 1e-12, (e / np.maximum(1 - h[:, None], 1e-12)) ** 2, np.inf).mean(0)
     return out
 
-# %% ../nbs/06a_extrapolate.ipynb #748df33b
+# %% ../nbs/06a_extrapolate.ipynb #695802d3
 class RidgeExtrapolator:
     "Ridge regression of the targets on the standardised embeddings (intercept, closed form, float64); alpha by exact leave-one-out."
     uses_labels = False # a linear model of the embeddings only
@@ -41,36 +42,37 @@ class RidgeExtrapolator:
         self.alphas = tuple(check_number(a, "alphas", low=0, low_open=True) for a in alphas)
         self.batch_size, self.coef_ = check_int(batch_size, "batch_size", low=1), None
 
-    def fit(self, embeddings, # embeddings of the scored samples [m, d]
-            targets, # their targets [m] or [m, k]
-            *, labels=None): # not used: must be None
-        "Standardise, take one SVD, choose alpha per target column (or use the fixed one) and solve."
-        if labels is not None: raise ValueError("labels: RidgeExtrapolator does not use class labels (uses_labels is False); pass labels=None")
-        x = check_embeddings(embeddings, "embeddings").astype(np.float64)
-        y, self.one_d_ = check_targets(targets, "targets", n=len(x)), np.ndim(targets) == 1
-        if self.alpha is None and len(x) < 3: raise ValueError(f"targets: choosing alpha by leave-one-out needs at least 3 samples, got {len(x)}; pass alpha=")
-        self.mean_, sd = x.mean(0), x.std(0)
-        self.scale_ = np.where(sd > 0, sd, 1.0)
-        u, s, vt = np.linalg.svd((x - self.mean_) / self.scale_, full_matrices=False)
-        self.intercept_, yc = y.mean(0), y - y.mean(0)
-        if self.alpha is None:
-            self.loo_mse_ = _ridge_path(u, s, yc, self.alphas)  # [len(alphas), k]
-            self.alpha_ = np.asarray(self.alphas)[self.loo_mse_.argmin(0)]
-        else: self.alpha_ = np.full(y.shape[1], self.alpha)
-        self.coef_ = vt.T @ ((s[:, None] / (s[:, None] ** 2 + self.alpha_)) * (u.T @ yc))  # [d, k]: one alpha per column
-        return self
+# %% ../nbs/06a_extrapolate.ipynb #332cd99a
+@patch
+def fit(self:RidgeExtrapolator, embeddings, # embeddings of the scored samples [m, d]
+        targets, # their targets [m] or [m, k]
+        *, labels=None): # not used: must be None
+    "Standardise, take one SVD, choose alpha per target column (or use the fixed one) and solve."
+    check_labels_unused(labels, "RidgeExtrapolator")
+    x = check_embeddings(embeddings, "embeddings").astype(np.float64)
+    y, self.one_d_ = check_targets(targets, "targets", n=len(x)), np.ndim(targets) == 1
+    if self.alpha is None and len(x) < 3: raise ValueError(f"targets: choosing alpha by leave-one-out needs at least 3 samples, got {len(x)}; pass alpha=")
+    self.mean_, sd = x.mean(0), x.std(0)
+    self.scale_ = np.where(sd > 0, sd, 1.0)
+    u, s, vt = np.linalg.svd((x - self.mean_) / self.scale_, full_matrices=False)
+    self.intercept_, yc = y.mean(0), y - y.mean(0)
+    if self.alpha is None:
+        self.loo_mse_ = _ridge_path(u, s, yc, self.alphas)  # [len(alphas), k]
+        self.alpha_ = np.asarray(self.alphas)[self.loo_mse_.argmin(0)]
+    else: self.alpha_ = np.full(y.shape[1], self.alpha)
+    self.coef_ = vt.T @ ((s[:, None] / (s[:, None] ** 2 + self.alpha_)) * (u.T @ yc))  # [d, k]: one alpha per column
+    return self
 
-    def predict(self, embeddings, # query embeddings [q, d]
-                *, labels=None) -> np.ndarray: # not used: must be None
-        "Predicted targets: float64 [q] when fitted on 1-D targets, else [q, k]."
-        if self.coef_ is None: raise ValueError("call fit(...) before predict")
-        if labels is not None: raise ValueError("labels: RidgeExtrapolator does not use class labels (uses_labels is False); pass labels=None")
-        x = check_embeddings(embeddings, "embeddings")
-        if x.shape[1] != len(self.coef_): raise ValueError(f"embeddings have dim {x.shape[1]} but fit was given dim {len(self.coef_)}")
-        out = np.empty((len(x), self.coef_.shape[1]))
-        for c in range(0, len(x), self.batch_size):
-            out[c:c + self.batch_size] = ((x[c:c + self.batch_size] - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
-        return out[:, 0] if self.one_d_ else out
+# %% ../nbs/06a_extrapolate.ipynb #74f76f65
+@patch
+def predict(self:RidgeExtrapolator, embeddings, # query embeddings [q, d]
+            *, labels=None) -> np.ndarray: # not used: must be None
+    "Predicted targets: float64 [q] when fitted on 1-D targets, else [q, k]."
+    x = check_queries(embeddings, labels, "RidgeExtrapolator", fitted=self.coef_ is not None, dim=None if self.coef_ is None else len(self.coef_))
+    out = np.empty((len(x), self.coef_.shape[1]))
+    for c in range(0, len(x), self.batch_size):
+        out[c:c + self.batch_size] = ((x[c:c + self.batch_size] - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
+    return out[:, 0] if self.one_d_ else out
 
 # %% ../nbs/06a_extrapolate.ipynb #683351b0
 EXTRAPOLATORS = {"knn": KNNExtrapolator, "gnn": GNNExtrapolator, "ridge": RidgeExtrapolator}
@@ -108,7 +110,7 @@ def extrapolate(embeddings, # embeddings of all N samples [N, d], e.g. from `mod
     y, one_d = check_targets(subset_targets, "subset_targets", n=len(s_idx)), np.ndim(subset_targets) == 1
     lab = None if labels is None else check_labels(labels, "labels", n=len(x))
     ext = make_extrapolator(extrapolator, **options)
-    if lab is not None and not getattr(ext, "uses_labels", False): raise ValueError(f"labels: {type(ext).__name__} does not use class labels (uses_labels is not True); pass labels=None")
+    if not getattr(ext, "uses_labels", False): check_labels_unused(lab, type(ext).__name__)
     rest = np.setdiff1d(np.arange(len(x)), s_idx)
     ext.fit(x[s_idx], y[:, 0] if one_d else y, **({} if lab is None else dict(labels=lab[s_idx])))
     out = np.empty((len(x), y.shape[1])); out[s_idx] = y

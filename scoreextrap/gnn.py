@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 
 from .checks import check_bool, check_choice, check_embeddings, check_int, check_labels, check_number, check_targets
 from .knn import METRICS, build_index, search
@@ -64,12 +65,13 @@ class GCNRegressor(nn.Module):
             if i < len(self.convs) - 1: x = F.dropout(F.relu(x), self.dropout, self.training)
         return x[:, 0] if self.out_dim == 1 else x
 
-# %% ../nbs/06_gnn.ipynb #c3226d4b
+# %% ../nbs/06_gnn.ipynb #bf510233
 def neighbor_loader_available() -> bool:
     "True when PyG's `NeighborLoader` can run (pyg-lib or torch-sparse importable)."
     typing = _pyg().typing
     return bool(typing.WITH_PYG_LIB or typing.WITH_TORCH_SPARSE)
 
+# %% ../nbs/06_gnn.ipynb #b041b89a
 def sample_fanin(nbr:np.ndarray, # neighbour table [N, k] from `knn_graph`
                  dist:np.ndarray, # distances [N, k] matching `nbr`
                  seeds:np.ndarray, # batch node ids
@@ -181,7 +183,31 @@ def _batches(G:dict, # from `_graph_bundle`
             lw, loc = G["edge_weight"][emask], torch.searchsorted(nodes, seeds)
         yield G["feat"][nodes].to(dev), lei.to(dev), lw.to(dev), loc.to(dev), seeds
 
-# %% ../nbs/06_gnn.ipynb #15ea8fea
+# %% ../nbs/06_gnn.ipynb #5ea2749a
+def _train_epoch(model:nn.Module, opt:torch.optim.Optimizer,
+                 batches, # (features, edge_index, edge_weight, loss positions, loss node ids) per step, from `_batches`
+                 target:torch.Tensor, # standardised targets [n, k] on the CPU
+                 dev:torch.device) -> float:
+    "One pass of optimiser steps over `batches` in train mode, MSE on the loss positions; the mean loss of the steps."
+    model.train(); losses = []
+    for xb, eb, wb, loc, ids in batches:
+        opt.zero_grad()
+        loss = F.mse_loss(model(xb, eb, wb).reshape(len(xb), -1)[loc], target[ids].to(dev))
+        loss.backward(); opt.step(); losses.append(loss.item())
+    return float(np.mean(losses))
+
+# %% ../nbs/06_gnn.ipynb #0fe41a46
+def _validate(model:nn.Module, G:dict, # from `_graph_bundle`
+              target:torch.Tensor, # standardised targets [n, k]
+              val_nodes:torch.Tensor, # validation node ids
+              cols:list) -> tuple: # target columns that vary: the validation r is their mean
+    "Eval-mode predictions [n, k] of the whole graph (on the CPU) and their mean validation Pearson r over `cols` (NaN without validation nodes)."
+    model.eval()
+    with torch.no_grad(): pred = model(*G["full"]).reshape(G["n"], -1).cpu()  # full-graph inference (no autograd: much less memory)
+    r = float(np.mean([_pearson(pred[val_nodes, j], target[val_nodes, j]) for j in cols])) if len(val_nodes) else float("nan")
+    return pred, r
+
+# %% ../nbs/06_gnn.ipynb #3f97de82
 def _train_gcn(G:dict, # from `_graph_bundle`
                target:torch.Tensor, # standardised targets [n, k] (rows of unscored nodes unused)
                tr_nodes:torch.Tensor, val_nodes:torch.Tensor, # node ids
@@ -200,20 +226,15 @@ def _train_gcn(G:dict, # from `_graph_bundle`
         loader = NeighborLoader(data, num_neighbors=fan, batch_size=o["batch_size"], input_nodes=tr_nodes, shuffle=True)
     hist, best, best_pred = [], -np.inf, None
     for epoch in range(o["epochs"]):
-        model.train(); t0 = time.perf_counter(); losses = []
-        for xb, eb, wb, loc, ids in _batches(G, tr_nodes, o["batch_size"], use, fan, rng, loader):
-            opt.zero_grad()
-            loss = F.mse_loss(model(xb, eb, wb).reshape(len(xb), -1)[loc], target[ids].to(G["dev"]))
-            loss.backward(); opt.step(); losses.append(loss.item())
-        model.eval()
-        with torch.no_grad(): pred = model(*G["full"]).reshape(G["n"], -1).cpu()  # full-graph inference (no autograd: much less memory)
-        r = float(np.mean([_pearson(pred[val_nodes, j], target[val_nodes, j]) for j in cols])) if len(val_nodes) else float("nan")
-        hist.append(dict(epoch=epoch, train_mse=float(np.mean(losses)), val_pearson=r, seconds=time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        mse = _train_epoch(model, opt, _batches(G, tr_nodes, o["batch_size"], use, fan, rng, loader), target, G["dev"])
+        pred, r = _validate(model, G, target, val_nodes, cols)
+        hist.append(dict(epoch=epoch, train_mse=mse, val_pearson=r, seconds=time.perf_counter() - t0))
         score = r if len(val_nodes) else epoch  # without validation keep the last epoch
         if best_pred is None or (np.isfinite(score) and score > best): best, best_pred = score, pred
     return best_pred, pd.DataFrame(hist, columns=["epoch", "train_mse", "val_pearson", "seconds"])
 
-# %% ../nbs/06_gnn.ipynb #cfce6899
+# %% ../nbs/06_gnn.ipynb #e8b4279e
 class GNNExtrapolator:
     "Transductive GCN extrapolation: `predict` links fitted and query samples in one kNN graph and trains a GCN on the fitted ones."
     uses_labels = True # labels (given to both fit and predict) become one-hot node features
@@ -247,24 +268,32 @@ class GNNExtrapolator:
         self.x_, self.y_, self.labels_, self.one_d_, self.n_val_ = x, y, lab, np.ndim(targets) == 1, n_val
         return self
 
-    def predict(self, embeddings, # query embeddings [q, d]
-                *, labels=None) -> np.ndarray: # the queries' class labels [q], when fit had labels
-        "Predictions for the queries: float64 [q] when fitted on 1-D targets, else [q, k]. Sets `history_` (one row per epoch)."
-        if self.x_ is None: raise ValueError("call fit(...) before predict")
-        q = check_embeddings(embeddings, "embeddings")
-        if q.shape[1] != self.x_.shape[1]: raise ValueError(f"embeddings have dim {q.shape[1]} but fit was given dim {self.x_.shape[1]}")
-        if (labels is None) != (self.labels_ is None): raise ValueError("labels: pass labels to both fit and predict, or to neither")
-        lab = None if labels is None else np.concatenate([self.labels_, check_labels(labels, "labels", n=len(q))])
-        o, m, y = self.options, len(self.x_), self.y_
-        rng = np.random.default_rng(o["seed"]); torch.manual_seed(o["seed"])
-        perm = torch.from_numpy(rng.permutation(m)); val_nodes, tr_nodes = perm[:self.n_val_], perm[self.n_val_:]
-        z, stats = _standardise_targets(y, tr_nodes.numpy())
-        cols = [j for j in range(y.shape[1]) if y[:, j].min() < y[:, j].max()]  # constant columns: nothing to learn
-        out = np.repeat(y[:1], len(q), 0)
-        self.history_ = pd.DataFrame(columns=["epoch", "train_mse", "val_pearson", "seconds"])
-        if cols:
-            G = _graph_bundle(np.concatenate([self.x_, q]), lab, o, torch.device(o["device"]) if o["device"] is not None else default_device())
-            target = torch.cat([z, torch.zeros(len(q), y.shape[1])])
-            pred, self.history_ = _train_gcn(G, target, tr_nodes, val_nodes, cols, o, rng)
-            out[:, cols] = _unstandardise(pred[m:].double().numpy(), stats)[:, cols]
-        return out[:, 0] if self.one_d_ else out
+# %% ../nbs/06_gnn.ipynb #9ad1f846
+@patch
+def _check_queries(self:GNNExtrapolator, embeddings, labels) -> tuple:
+    "The query embeddings [q, d], checked against what `fit` kept, and the labels of all nodes (fitted first; None without labels)."
+    if self.x_ is None: raise ValueError("call fit(...) before predict")
+    q = check_embeddings(embeddings, "embeddings")
+    if q.shape[1] != self.x_.shape[1]: raise ValueError(f"embeddings have dim {q.shape[1]} but fit was given dim {self.x_.shape[1]}")
+    if (labels is None) != (self.labels_ is None): raise ValueError("labels: pass labels to both fit and predict, or to neither")
+    return q, None if labels is None else np.concatenate([self.labels_, check_labels(labels, "labels", n=len(q))])
+
+# %% ../nbs/06_gnn.ipynb #48f2574b
+@patch
+def predict(self:GNNExtrapolator, embeddings, # query embeddings [q, d]
+            *, labels=None) -> np.ndarray: # the queries' class labels [q], when fit had labels
+    "Predictions for the queries: float64 [q] when fitted on 1-D targets, else [q, k]. Sets `history_` (one row per epoch)."
+    q, lab = self._check_queries(embeddings, labels)
+    o, m, y = self.options, len(self.x_), self.y_
+    rng = np.random.default_rng(o["seed"]); torch.manual_seed(o["seed"])
+    perm = torch.from_numpy(rng.permutation(m)); val_nodes, tr_nodes = perm[:self.n_val_], perm[self.n_val_:]
+    z, stats = _standardise_targets(y, tr_nodes.numpy())
+    cols = [j for j in range(y.shape[1]) if y[:, j].min() < y[:, j].max()]  # constant columns: nothing to learn
+    out = np.repeat(y[:1], len(q), 0)
+    self.history_ = pd.DataFrame(columns=["epoch", "train_mse", "val_pearson", "seconds"])
+    if cols:
+        G = _graph_bundle(np.concatenate([self.x_, q]), lab, o, torch.device(o["device"]) if o["device"] is not None else default_device())
+        target = torch.cat([z, torch.zeros(len(q), y.shape[1])])
+        pred, self.history_ = _train_gcn(G, target, tr_nodes, val_nodes, cols, o, rng)
+        out[:, cols] = _unstandardise(pred[m:].double().numpy(), stats)[:, cols]
+    return out[:, 0] if self.one_d_ else out

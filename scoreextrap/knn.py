@@ -11,12 +11,12 @@ __all__ = ['INDEXES', 'METRICS', 'WEIGHTINGS', 'build_index', 'search', 'neighbo
 import math
 import numpy as np
 import faiss
+from fastcore.basics import patch
 
-from .checks import check_choice, check_embeddings, check_int, check_number, check_targets
+from .checks import check_choice, check_embeddings, check_int, check_labels_unused, check_number, check_queries, check_targets
 
-# %% ../nbs/05_knn.ipynb #ea8c3f7d
+# %% ../nbs/05_knn.ipynb #6509fc92
 INDEXES = ("flat", "ivf", "hnsw")
-METRICS = ("l2", "cosine")
 _INDEX_OPTIONS = {"flat": set(), "ivf": {"nlist", "nprobe", "niter", "train_size"}, "hnsw": {"M", "ef_construction", "ef_search"}}
 
 def _check_index_options(index:str, options:dict) -> dict:
@@ -25,6 +25,25 @@ def _check_index_options(index:str, options:dict) -> dict:
     unknown = set(options) - _INDEX_OPTIONS[index]
     if unknown: raise ValueError(f"unknown option(s) {sorted(unknown)} for index={index!r}; allowed: {sorted(_INDEX_OPTIONS[index]) or 'none'}")
     return {key: check_int(v, key, low=1) for key, v in options.items()}
+
+# %% ../nbs/05_knn.ipynb #c0d6192b
+def _ivf_index(xb:np.ndarray, fmetric:int, opts:dict) -> faiss.Index:
+    "A trained, still empty IVF-flat index for the vectors `xb` [m, d] and the faiss metric `fmetric`; `opts` from `_check_index_options`."
+    m, d = xb.shape
+    nlist = opts.get("nlist", max(1, min(int(4 * math.sqrt(m)), m // 39)))
+    if nlist > m: raise ValueError(f"nlist must be in [1, {m}] (the database size), got {nlist}")
+    quantizer = faiss.IndexFlatL2(d) if fmetric == faiss.METRIC_L2 else faiss.IndexFlatIP(d)
+    ix = faiss.IndexIVFFlat(quantizer, d, nlist, fmetric)
+    ix.cp.seed = 1234  # reproducible k-means
+    ix.cp.niter = opts.get("niter", 10)
+    n_train = min(m, max(nlist, opts.get("train_size", 64 * nlist)))  # k-means on a sample: 64 points per cell
+    ix.cp.max_points_per_centroid = max(39, -(-n_train // nlist))
+    ix.train(xb[np.random.default_rng(1234).choice(m, n_train, replace=False)] if n_train < m else xb)
+    ix.nprobe = min(nlist, opts.get("nprobe", 16))
+    return ix
+
+# %% ../nbs/05_knn.ipynb #c3f8f1a8
+METRICS = ("l2", "cosine")
 
 def build_index(database, # vectors to search in [m, d]
                 *, metric:str="l2", # "l2" (Euclidean) or "cosine" (vectors are L2-normalised, inner-product search)
@@ -36,21 +55,11 @@ def build_index(database, # vectors to search in [m, d]
     opts = _check_index_options(index, index_options)
     xb = check_embeddings(database, "database")
     if metric == "cosine": xb = xb.copy(); faiss.normalize_L2(xb)
-    m, d = xb.shape
+    d = xb.shape[1]
     fmetric = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
     if index == "flat":
         ix = faiss.IndexFlatL2(d) if metric == "l2" else faiss.IndexFlatIP(d)
-    elif index == "ivf":
-        nlist = opts.get("nlist", max(1, min(int(4 * math.sqrt(m)), m // 39)))
-        if nlist > m: raise ValueError(f"nlist must be in [1, {m}] (the database size), got {nlist}")
-        quantizer = faiss.IndexFlatL2(d) if metric == "l2" else faiss.IndexFlatIP(d)
-        ix = faiss.IndexIVFFlat(quantizer, d, nlist, fmetric)
-        ix.cp.seed = 1234  # reproducible k-means
-        ix.cp.niter = opts.get("niter", 10)
-        n_train = min(m, max(nlist, opts.get("train_size", 64 * nlist)))  # k-means on a sample: 64 points per cell
-        ix.cp.max_points_per_centroid = max(39, -(-n_train // nlist))
-        ix.train(xb[np.random.default_rng(1234).choice(m, n_train, replace=False)] if n_train < m else xb)
-        ix.nprobe = min(nlist, opts.get("nprobe", 16))
+    elif index == "ivf": ix = _ivf_index(xb, fmetric, opts)
     else:
         ix = faiss.IndexHNSWFlat(d, opts.get("M", 32), fmetric)
         ix.hnsw.efConstruction = opts.get("ef_construction", 80)
@@ -58,6 +67,7 @@ def build_index(database, # vectors to search in [m, d]
     ix.add(xb)
     return ix
 
+# %% ../nbs/05_knn.ipynb #d8ebdf83
 def search(ix:faiss.Index, # an index from `build_index`
            queries, # query vectors [q, d]
            k:int, # neighbours per query
@@ -94,11 +104,7 @@ def neighbour_weights(dist, # distances to the k neighbours [q, k]
     w = np.exp(z)
     return w / w.sum(1, keepdims=True)
 
-# %% ../nbs/05_knn.ipynb #7f29af18
-def _refuse_labels(labels, owner:str):
-    "A ValueError when `labels` are passed to an extrapolator that cannot use them."
-    if labels is not None: raise ValueError(f"labels: {owner} does not use class labels (uses_labels is False); pass labels=None")
-
+# %% ../nbs/05_knn.ipynb #d20348f7
 class KNNExtrapolator:
     "Predict targets [q] or [q, k] as the (weighted) mean of the k nearest fitted samples' targets (faiss search)."
     uses_labels = False # kNN cannot use class labels
@@ -120,27 +126,29 @@ class KNNExtrapolator:
             targets, # their targets [m] or [m, k]
             *, labels=None): # not used by kNN: must be None
         "Index the scored samples and keep their targets."
-        _refuse_labels(labels, "KNNExtrapolator")
+        check_labels_unused(labels, "KNNExtrapolator")
         x = check_embeddings(embeddings, "embeddings")
         self.targets_, self.one_d_ = check_targets(targets, "targets", n=len(x)), np.ndim(targets) == 1
         if self.k > len(x): raise ValueError(f"k={self.k} is larger than the subset ({len(x)} samples); lower k or enlarge the subset")
         self.index_ = build_index(x, metric=self.metric, index=self.index, **self.index_options)
         return self
 
-    def kneighbors(self, embeddings) -> tuple:
-        "Distances [q, k] and fitted-sample positions [q, k] of the k nearest fitted samples."
-        if self.index_ is None: raise ValueError("call fit(...) before predict (or kneighbors)")
-        return search(self.index_, embeddings, self.k, batch_size=self.batch_size)
+# %% ../nbs/05_knn.ipynb #eb6a306b
+@patch
+def kneighbors(self:KNNExtrapolator, embeddings) -> tuple:
+    "Distances [q, k] and fitted-sample positions [q, k] of the k nearest fitted samples."
+    if self.index_ is None: raise ValueError("call fit(...) before predict (or kneighbors)")
+    return search(self.index_, embeddings, self.k, batch_size=self.batch_size)
 
-    def predict(self, embeddings, # query embeddings [q, d]
-                *, labels=None) -> np.ndarray: # not used by kNN: must be None
-        "Predicted targets: float64 [q] when fitted on 1-D targets, else [q, k]; computed in blocks of `batch_size` queries."
-        if self.index_ is None: raise ValueError("call fit(...) before predict")
-        _refuse_labels(labels, "KNNExtrapolator")
-        x = check_embeddings(embeddings, "embeddings")
-        out = np.zeros((len(x), self.targets_.shape[1]))
-        for s in range(0, len(x), self.batch_size):
-            D, I = self.kneighbors(x[s:s + self.batch_size])
-            w = neighbour_weights(D, weighting=self.weighting, temperature=self.temperature)
-            for j in range(self.k): out[s:s + len(w)] += w[:, j, None] * self.targets_[I[:, j]]  # one neighbour at a time: the same sums for any number of columns
-        return out[:, 0] if self.one_d_ else out
+# %% ../nbs/05_knn.ipynb #0bec1c3c
+@patch
+def predict(self:KNNExtrapolator, embeddings, # query embeddings [q, d]
+            *, labels=None) -> np.ndarray: # not used by kNN: must be None
+    "Predicted targets: float64 [q] when fitted on 1-D targets, else [q, k]; computed in blocks of `batch_size` queries."
+    x = check_queries(embeddings, labels, "KNNExtrapolator", fitted=self.index_ is not None)
+    out = np.zeros((len(x), self.targets_.shape[1]))
+    for s in range(0, len(x), self.batch_size):
+        D, I = self.kneighbors(x[s:s + self.batch_size])
+        w = neighbour_weights(D, weighting=self.weighting, temperature=self.temperature)
+        for j in range(self.k): out[s:s + len(w)] += w[:, j, None] * self.targets_[I[:, j]]  # one neighbour at a time: the same sums for any number of columns
+    return out[:, 0] if self.one_d_ else out

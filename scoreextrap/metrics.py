@@ -9,7 +9,6 @@ __all__ = ['rank_agreement', 'kept_overlap', 'extrapolation_report']
 
 # %% ../nbs/07_metrics.ipynb #40ea0b05
 import numpy as np
-import pandas as pd
 from scipy import stats
 
 from .checks import check_indices, check_scores, n_keep

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+from fastcore.basics import patch
 
 from .checks import check_array, check_bool, check_choice, check_indices, check_int, check_keep_frac, check_labels, check_number, check_scores
 from .core import progress_bar
@@ -71,13 +72,25 @@ class ScoreResult:
     def p_mean(self) -> np.ndarray|None:
         "DUAL's mean p_true over the first T epochs [N] (extrapolated like the scores), which Beta sampling needs; None for other scorers."
         return self.side_outputs.get("p_mean")
-    @property
-    def n_samples(self) -> int: return len(self.scores)
-    @property
-    def subset_frac(self) -> float: return len(self.subset_idx) / len(self.scores)
-    def __repr__(self):
-        return (f"ScoreResult(scorer={self.scorer!r}, n={self.n_samples}, subset={len(self.subset_idx)} ({self.subset_frac:.0%}), "
-                f"extrapolator={self.extrapolator!r}, timings={ {k: round(v, 2) for k, v in self.timings.items()} })")
+
+# %% ../nbs/08_pipeline.ipynb #36f5023b
+@patch(as_prop=True)
+def n_samples(self:ScoreResult) -> int:
+    "N, the number of samples scored."
+    return len(self.scores)
+
+# %% ../nbs/08_pipeline.ipynb #cb2e6203
+@patch(as_prop=True)
+def subset_frac(self:ScoreResult) -> float:
+    "The fraction of the N samples the scoring model trained on (1.0 for a full-data run)."
+    return len(self.subset_idx) / len(self.scores)
+
+# %% ../nbs/08_pipeline.ipynb #5e1cbabb
+@patch
+def __repr__(self:ScoreResult):
+    "Scorer, sizes, extrapolator and rounded timings (no arrays)."
+    return (f"ScoreResult(scorer={self.scorer!r}, n={self.n_samples}, subset={len(self.subset_idx)} ({self.subset_frac:.0%}), "
+            f"extrapolator={self.extrapolator!r}, timings={ {k: round(v, 2) for k, v in self.timings.items()} })")
 
 # %% ../nbs/08_pipeline.ipynb #e5ebad3d
 def _kwargs(v, name:str) -> dict:
@@ -140,6 +153,12 @@ def _recorded_run(train_ds, idx:np.ndarray, labels:np.ndarray, *, model_fn, epoc
     hist = fit(model, _subset(train_ds, idx), epochs, recorder=rec, seed=seed, device=device, progress=progress, **fit_kwargs)
     return model, rec.dynamics, hist
 
+# %% ../nbs/08_pipeline.ipynb #3ea1e371
+def _scored(entry, dyn:Dynamics, options:dict, name:str, m:int) -> tuple:
+    "(scores [m] float64, side outputs) of the registry entry `entry` run on the dynamics of the `m` trained samples, the scores checked."
+    raw, side = entry.run(dyn, options)
+    return _check_scorer_output(raw, name, m), side
+
 # %% ../nbs/08_pipeline.ipynb #dc69b7b5
 def _spread(ext, emb:np.ndarray, idx:np.ndarray, scores:np.ndarray, side:dict, bounds:dict, labels:np.ndarray) -> tuple:
     "(scores [N], side outputs {name: [N]}) for every sample: one extrapolator fit on the scores and side outputs together."
@@ -175,9 +194,7 @@ def score_dataset(train_ds, # training set, items (x, y); e.g. `load_dataset("fa
     clock = _Stopwatch()
     with clock("train"): model, dyn, hist = _recorded_run(train_ds, idx, labels, model_fn=model_fn or default_model_fn(train_ds), epochs=epochs,
                                                           seed=seed, fit_kwargs=fit_kwargs, device=device, progress=progress)
-    with clock("score"):
-        raw, side = entry.run(dyn, options)
-        scores = _check_scorer_output(raw, name, len(idx))
+    with clock("score"): scores, side = _scored(entry, dyn, options, name, len(idx))
     if subset_frac is None: clock.seconds.update(embed=0.0, extrapolate=0.0)  # nothing to embed or extrapolate
     else:
         with clock("embed"): emb = embed(model, train_ds)
@@ -203,39 +220,52 @@ def retrain_epochs(n_total:int, # size of the full training set N
     steps = lambda n: math.ceil(n / batch_size)
     return max(1, int(round(epochs * steps(n_total) / steps(n_kept))))
 
-# %% ../nbs/08_pipeline.ipynb #5aefe5ee
-def _strategies(scores:dict, methods, n:int, random:bool) -> list:
-    "Validated (label, score name, method, scores [N] float64, options) tuples."
-    if not isinstance(scores, dict): raise ValueError("scores must be a dict mapping a name to scores [N] or a ScoreResult")
+# %% ../nbs/08_pipeline.ipynb #cce162c9
+def _method_name(method) -> str: return getattr(method, "__name__", "custom") if callable(method) else method
+
+# %% ../nbs/08_pipeline.ipynb #6cc847a6
+def _checked_methods(methods, scores:dict):
+    "`methods` as given (a dict, its keys checked against `scores`) or as a list, or a ValueError that says what form it must take."
     if isinstance(methods, dict):
         unknown = [key for key in methods if key not in scores]
         if unknown: raise ValueError(f"methods names {unknown}, which are not in scores ({list(scores)}); fix the names")
-    elif isinstance(methods, str) or not hasattr(methods, "__iter__"):
+        return methods
+    if isinstance(methods, str) or not hasattr(methods, "__iter__"):
         raise ValueError(f"methods must be a list of samplers (e.g. [{methods!r}]) or a dict name -> list of samplers, got {methods!r}")
-    else: methods = list(methods)
+    return list(methods)
+
+# %% ../nbs/08_pipeline.ipynb #a24b36af
+def _methods_for(name:str, methods, p_mean) -> list:
+    "The samplers for `scores[name]` from the checked `methods` (default `['top']`): each a name in `SAMPLERS` or a function; 'beta' needs `p_mean`."
+    ms = methods.get(name, ["top"]) if isinstance(methods, dict) else methods
+    ms = [ms] if isinstance(ms, str) else list(ms)
+    if not ms: raise ValueError(f"methods{'' if not isinstance(methods, dict) else f'[{name!r}]'} is empty; pass at least one sampler, e.g. ['top']")
+    for m in ms:
+        if not callable(m): check_choice(m, "method", SAMPLERS)
+        if m == "beta" and p_mean is None:
+            raise ValueError(f"method 'beta' for scores[{name!r}] needs p_mean: pass the ScoreResult of a DUAL run, not a bare array")
+    return ms
+
+# %% ../nbs/08_pipeline.ipynb #d311c633
+def _strategies(scores:dict, methods, n:int, random:bool) -> list:
+    "Validated (label, score name, method, scores [N] float64, options) tuples."
+    if not isinstance(scores, dict): raise ValueError("scores must be a dict mapping a name to scores [N] or a ScoreResult")
+    methods = _checked_methods(methods, scores)
     out = []
     for name, val in scores.items():
         arr, p_mean = (val.scores, val.p_mean) if isinstance(val, ScoreResult) else (val, None)
         arr = check_scores(arr, f"scores[{name!r}]", n=n)
-        ms = methods.get(name, ["top"]) if isinstance(methods, dict) else methods
-        ms = [ms] if isinstance(ms, str) else list(ms)
-        if not ms: raise ValueError(f"methods{'' if not isinstance(methods, dict) else f'[{name!r}]'} is empty; pass at least one sampler, e.g. ['top']")
-        for m in ms:
-            if not callable(m): check_choice(m, "method", SAMPLERS)
-            if m == "beta" and p_mean is None:
-                raise ValueError(f"method 'beta' for scores[{name!r}] needs p_mean: pass the ScoreResult of a DUAL run, not a bare array")
+        for m in _methods_for(name, methods, p_mean):
             out.append((f"{name} + {_method_name(m)}", name, m, arr.astype(np.float64), {"p_mean": p_mean} if m == "beta" else {}))
     if random: out.insert(0, ("random", "random", "random", np.zeros(n), {}))
     if not out: raise ValueError("nothing to run: pass at least one score, or random=True")
     return out
 
-def _method_name(method) -> str: return getattr(method, "__name__", "custom") if callable(method) else method
-
+# %% ../nbs/08_pipeline.ipynb #5aa4040c
 def _kept(scores:np.ndarray, keep_frac:float, method, options:dict, seed:int) -> np.ndarray:
     "The indices `method` keeps: a name in `SAMPLERS` (through `select`), or a function (scores, keep_frac, *, seed) -> indices."
     if not callable(method): return select(scores, keep_frac, method=method, **options, **({} if method == "top" else {"seed": seed}))
     return check_indices(method(scores, keep_frac, seed=seed), f"the indices that {_method_name(method)} returned", n=len(scores))
-
 
 # %% ../nbs/08_pipeline.ipynb #eb63ffa0
 def _as_list(v, name:str, example:str) -> list:
@@ -252,6 +282,17 @@ def _retrain(train_ds, test_ds, keep:np.ndarray, *, epochs:int, seed:int, model_
     fit(model, _subset(train_ds, keep), epochs, seed=seed, device=device, progress=False, **fit_kwargs)
     seconds = time.perf_counter() - t0
     return evaluate(model, test_ds)["acc"], seconds
+
+# %% ../nbs/08_pipeline.ipynb #8b96f262
+def _pruning_run(train_ds, test_ds, strategy:tuple, keep_frac:float, seed:int, *, epochs:int, budget:str, batch_size:int, labels:np.ndarray,
+                 model_fn, fit_kwargs:dict, device) -> dict:
+    "The results row of one run: the samples `strategy` (a tuple of `_strategies`) keeps at `keep_frac`, retrained under `budget` and tested."
+    label, name, method, arr, opts = strategy
+    keep = _kept(arr, keep_frac, method, opts, seed)
+    e = retrain_epochs(len(train_ds), len(keep), epochs, batch_size=batch_size, budget=budget)
+    acc, secs = _retrain(train_ds, test_ds, keep, epochs=e, seed=seed, model_fn=model_fn, fit_kwargs=fit_kwargs, device=device)
+    return dict(strategy=label, score=name, method=_method_name(method), keep_frac=keep_frac, seed=seed, n_kept=len(keep), epochs=e,
+                iterations=e * math.ceil(len(keep) / batch_size), test_acc=acc, train_seconds=secs, kept_classes=len(np.unique(labels[keep])))
 
 # %% ../nbs/08_pipeline.ipynb #27213f5c
 def pruning_experiment(train_ds, # the full training set (N samples)
@@ -280,14 +321,8 @@ def pruning_experiment(train_ds, # the full training set (N samples)
     bs = fit_kwargs.get("batch_size", 128)
     labels = get_targets(train_ds).numpy()
     runs = [(s, f, seed) for s in strategies for f in fracs for seed in seeds]
-    rows = []
-    for (label, name, method, arr, opts), f, seed in progress_bar(runs, progress, desc="retraining"):
-        keep = _kept(arr, f, method, opts, seed)
-        e = retrain_epochs(n, len(keep), epochs, batch_size=bs, budget=budget)
-        acc, secs = _retrain(train_ds, test_ds, keep, epochs=e, seed=seed, model_fn=model_fn, fit_kwargs=fit_kwargs, device=device)
-        rows.append(dict(strategy=label, score=name, method=_method_name(method), keep_frac=f, seed=seed, n_kept=len(keep), epochs=e,
-                         iterations=e * math.ceil(len(keep) / bs), test_acc=acc, train_seconds=secs,
-                         kept_classes=len(np.unique(labels[keep]))))
+    rows = [_pruning_run(train_ds, test_ds, s, f, seed, epochs=epochs, budget=budget, batch_size=bs, labels=labels, model_fn=model_fn,
+                         fit_kwargs=fit_kwargs, device=device) for s, f, seed in progress_bar(runs, progress, desc="retraining")]
     df = pd.DataFrame(rows)
     df.attrs.update(budget=budget, epochs=epochs, batch_size=bs, n_train=n)
     return df

@@ -14,11 +14,12 @@ from scipy.special import betaln
 
 from .checks import check_array, check_choice, check_int, check_labels, check_number, check_scores, n_keep
 
-# %% ../nbs/04_sampling.ipynb #31c7f176
+# %% ../nbs/04_sampling.ipynb #38b82909
 def _top(s:np.ndarray, k:int) -> np.ndarray:
     "Positions of the k highest values of s, ties broken by position (stable)."
     return np.argsort(-s, kind="stable")[:k]
 
+# %% ../nbs/04_sampling.ipynb #2cc8f6ba
 def class_quotas(labels, # class labels [N]
                  keep_frac:float, # fraction kept
                 ) -> dict:
@@ -37,6 +38,7 @@ def class_quotas(labels, # class labels [N]
                          f"keeps none of them; raise keep_frac or pass labels=None")
     return dict(zip(classes.tolist(), q.tolist()))
 
+# %% ../nbs/04_sampling.ipynb #472a8bc5
 def select_top(scores, # importance [N], higher = keep
                keep_frac:float, # fraction of the dataset kept, in (0, 1]
                *, labels=None, # optional class labels [N]: keep the same fraction of every class
@@ -78,13 +80,24 @@ def stratum_budgets(counts, # population of each stratum
     assert rest == 0, "CCS allocation left part of the budget unassigned"  # cannot happen: the largest stratum goes last
     return out
 
-# %% ../nbs/04_sampling.ipynb #cc4a46ae
+# %% ../nbs/04_sampling.ipynb #c15bfc1d
 def _strata(s:np.ndarray, n_strata:int) -> np.ndarray:
     "Equal-width stratum index (0..n_strata-1) of every score over [min, max]; the maximum goes to the last stratum."
     lo, hi = s.min(), s.max()
     if hi == lo: return np.zeros(len(s), dtype=np.int64)
     return np.minimum(np.floor((s - lo) / (hi - lo) * n_strata), n_strata - 1).astype(np.int64)
 
+# %% ../nbs/04_sampling.ipynb #3a24ae0f
+def _draw_in_strata(st:np.ndarray, budgets:np.ndarray, seed:int) -> np.ndarray:
+    "Positions drawn uniformly without replacement, `budgets[j]` of those with `st == j` (one seeded random key per position)."
+    key = np.random.default_rng(seed).random(len(st))
+    order = np.lexsort((key, st))  # by stratum, random within a stratum
+    st_sorted = st[order]
+    starts = np.searchsorted(st_sorted, np.arange(len(budgets)))
+    rank = np.arange(len(order)) - starts[st_sorted]  # position inside its stratum
+    return order[rank < budgets[st_sorted]]
+
+# %% ../nbs/04_sampling.ipynb #458dd281
 def select_ccs(scores, # importance [N] to stratify
                keep_frac:float, # fraction of the dataset kept, in (0, 1]
                *, cutoff_scores=None, # importance [N] for the hard cutoff (highest dropped); None = `scores`. CCS: aum(dyn)
@@ -106,16 +119,11 @@ def select_ccs(scores, # importance [N] to stratify
     rest = np.sort(_top(-cut, n - n_cut)) if n_cut else np.arange(n)  # the n - n_cut lowest cutoff scores (stable)
     st = _strata(s[rest], n_strata)
     budgets = stratum_budgets(np.bincount(st, minlength=n_strata), k)
-    key = np.random.default_rng(seed).random(len(rest))
-    order = np.lexsort((key, st))  # by stratum, random within a stratum
-    st_sorted = st[order]
-    starts = np.searchsorted(st_sorted, np.arange(n_strata))
-    rank = np.arange(len(order)) - starts[st_sorted]  # position inside its stratum
-    chosen = order[rank < budgets[st_sorted]]
-    return np.sort(rest[chosen]).astype(np.int64)
+    return np.sort(rest[_draw_in_strata(st, budgets, seed)]).astype(np.int64)
 
-# %% ../nbs/04_sampling.ipynb #05da68b1
+# %% ../nbs/04_sampling.ipynb #705bcd6e
 def _check_beta_inputs(dual_scores, p_mean, keep_frac):
+    "The DUAL scores (>= 0) and mean p_true (in [0, 1]) as checked arrays of one length; keep_frac checked too."
     d = check_scores(dual_scores, "dual_scores")
     p = check_scores(p_mean, "p_mean", n=len(d))
     if (d < 0).any(): raise ValueError("dual_scores must be >= 0 (they multiply a probability density); pass `dual(dyn)` scores")
@@ -123,6 +131,7 @@ def _check_beta_inputs(dual_scores, p_mean, keep_frac):
     n_keep(keep_frac, len(d))
     return d, p
 
+# %% ../nbs/04_sampling.ipynb #a3d276ba
 def beta_params(dual_scores, # DUAL scores [N] (>= 0)
                 p_mean, # mean p_true over the first T epochs [N]
                 keep_frac:float, # fraction kept, in (0, 1]; the pruning ratio is r = 1 - keep_frac
@@ -146,6 +155,7 @@ def beta_params(dual_scores, # DUAL scores [N] (>= 0)
                          f"{anchor:.4g}; beta is 0 when the anchor samples are all learned (p_mean = 1), alpha <= 0 when c_alpha <= c_beta")
     return float(a), float(b)
 
+# %% ../nbs/04_sampling.ipynb #f1dbe1c9
 def beta_sampling_weights(dual_scores, # DUAL scores [N] (>= 0), higher = more important
                           p_mean, # mean p_true over the same first T epochs [N] (`p_true_mean(dyn, T)`)
                           keep_frac:float, # fraction kept, in (0, 1]
@@ -166,6 +176,7 @@ def beta_sampling_weights(dual_scores, # DUAL scores [N] (>= 0), higher = more i
     w = np.exp(logw - logw.max())
     return w / w.sum()
 
+# %% ../nbs/04_sampling.ipynb #070b4808
 def select_beta(dual_scores, # DUAL scores [N] (>= 0)
                 p_mean, # mean p_true over the first T epochs [N]
                 keep_frac:float, # fraction kept, in (0, 1]

@@ -9,12 +9,14 @@ __all__ = ['SCORERS', 'el2n', 'grand', 'forgetting', 'aum', 'entropy', 'dynamic_
            'ssl_prototypes', 'random_scores', 'Scorer', 'register_scorer']
 
 # %% ../nbs/03_scores.ipynb #6e9cc6b6
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch.func import functional_call, grad, vmap
 
@@ -22,7 +24,14 @@ from .checks import check_array, check_bool, check_choice, check_embeddings, che
 from .dynamics import FIELDS, Dynamics
 from .models import eval_batches
 
-# %% ../nbs/03_scores.ipynb #50bd5e9e
+# %% ../nbs/03_scores.ipynb #95d43a12
+def _n_samples(dyn) -> int:
+    "Samples in `dyn`, read from the first dynamics field it has."
+    for name in FIELDS:
+        a = getattr(dyn, name, None)
+        if a is not None: return int(np.shape(a)[0])
+    raise ValueError(f"{type(dyn).__name__} has no dynamics fields (p_true, correct, margin, ...); pass a Dynamics")
+
 def _runs(dyn) -> list:
     "`dyn` as a list of runs: a single Dynamics, or a list/tuple of them from independent training runs."
     runs = list(dyn) if isinstance(dyn, (list, tuple)) else [dyn]
@@ -31,12 +40,7 @@ def _runs(dyn) -> list:
     if len(n) > 1: raise ValueError(f"the runs in dyn have different numbers of samples {sorted(n)}; pass runs over the same dataset")
     return runs
 
-def _n_samples(dyn) -> int:
-    for name in ("p_true", "correct", "margin", "el2n", "loss", "entropy", "kd"):
-        a = getattr(dyn, name, None)
-        if a is not None: return int(np.shape(a)[0])
-    raise ValueError(f"{type(dyn).__name__} has no dynamics fields (p_true, correct, margin, ...); pass a Dynamics")
-
+# %% ../nbs/03_scores.ipynb #cd77fa29
 def _seen(a:np.ndarray, name:str) -> np.ndarray:
     "`a` [N, T', ...], the epochs of `dyn.{name}` a scorer reads, if it holds no NaN (a sample not seen in an epoch); else a ValueError."
     bad = np.isnan(a)
@@ -47,6 +51,7 @@ def _seen(a:np.ndarray, name:str) -> np.ndarray:
                          f"record every sample in every epoch (a loader over the whole dataset) or score only fully recorded epochs")
     return a
 
+# %% ../nbs/03_scores.ipynb #a61f3b6a
 def _field(dyn, name:str, take=None) -> np.ndarray:
     """Field `name` of a Dynamics as float64 (bool becomes 0/1): all [N, T] epochs, or `take(a)`, the part a scorer reads.
     Refuses a missing field, a wrong shape, non-numbers, and NaN (unseen samples) in the part read."""
@@ -60,6 +65,7 @@ def _field(dyn, name:str, take=None) -> np.ndarray:
     a = a.astype(np.float64)
     return _seen(a if take is None else take(a), name)
 
+# %% ../nbs/03_scores.ipynb #3da5b4ac
 def _epoch_index(epoch, n_epochs:int, arg:str="epoch") -> int:
     "Validate a (possibly negative) epoch index into `n_epochs` recorded epochs."
     epoch = check_int(epoch, arg)
@@ -68,6 +74,7 @@ def _epoch_index(epoch, n_epochs:int, arg:str="epoch") -> int:
                          f"pick a recorded epoch or train longer")
     return epoch % n_epochs
 
+# %% ../nbs/03_scores.ipynb #779cd616
 def _first(a:np.ndarray, T, arg:str="T") -> np.ndarray:
     "The first `T` epochs (columns) of `a`; all of them when `T` is None."
     if T is None: return a
@@ -75,6 +82,7 @@ def _first(a:np.ndarray, T, arg:str="T") -> np.ndarray:
     if T > a.shape[1]: raise ValueError(f"{arg}={T} but only {a.shape[1]} epochs were recorded; lower {arg} or train longer")
     return a[:, :T]
 
+# %% ../nbs/03_scores.ipynb #9a8b56ff
 def _windows(a:np.ndarray, window, arg:str="window") -> np.ndarray:
     "All length-`window` sliding windows over the epochs of `a` [N, T]: a view [N, T - window + 1, window]."
     window = check_int(window, arg, low=1)
@@ -91,9 +99,9 @@ def el2n(dyn, # a Dynamics, or a list of Dynamics from independent runs (their E
     cols = [_field(d, "el2n", lambda a: a[:, [_epoch_index(epoch, a.shape[1])]])[:, 0] for d in runs]
     return np.mean(cols, axis=0)
 
-# %% ../nbs/03_scores.ipynb #6f765a6e
-def _grad_norms(model:torch.nn.Module, dataset, batch_size:int, device) -> np.ndarray:
-    "Per-sample norms of the gradient of the cross-entropy w.r.t. all trainable parameters of one model."
+# %% ../nbs/03_scores.ipynb #43018d89
+def _per_sample_grads(model:torch.nn.Module) -> tuple:
+    "(fn, params): `fn(params, x, y)` gives each sample's cross-entropy gradient w.r.t. the trainable `params`, in one vmap call per batch."
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     if not names: raise ValueError("model has no trainable parameters (requires_grad=True); GraNd needs at least one")
     frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
@@ -103,15 +111,21 @@ def _grad_norms(model:torch.nn.Module, dataset, batch_size:int, device) -> np.nd
         out = functional_call(model, ({**params, **frozen, **buffers}), (x.unsqueeze(0),))
         return F.cross_entropy(out, y.unsqueeze(0))
 
-    per_sample_grads = vmap(grad(loss_one), in_dims=(None, 0, 0))
-    out = np.full(len(dataset), np.nan)
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    return vmap(grad(loss_one), in_dims=(None, 0, 0)), params
+
+# %% ../nbs/03_scores.ipynb #a35c4d8b
+def _grad_norms(model:torch.nn.Module, dataset, batch_size:int, device) -> np.ndarray:
+    "Per-sample norms of the gradient of the cross-entropy w.r.t. all trainable parameters of one model."
+    per_sample_grads, params = _per_sample_grads(model)
+    out = np.full(len(dataset), np.nan)
     with eval_batches(model, dataset, batch_size=batch_size, device=device) as batches:
         for x, y, idx in batches:
             g = per_sample_grads(params, x, y)
             out[idx] = sum(v.flatten(1).double().pow(2).sum(1) for v in g.values()).sqrt().cpu().numpy()
     return out
 
+# %% ../nbs/03_scores.ipynb #23f1d752
 def grand(model, # a classifier returning logits, or a list of them (e.g. several seeds; their GraNd is averaged)
           dataset, # items (x, y) or (x, y, idx); scores come back in dataset-index order
           *, batch_size:int=64, # samples per vmap call; memory ~ batch_size × number of parameters
@@ -222,17 +236,22 @@ def p_true_mean(dyn, # a Dynamics (needs `p_true`)
     "Mean of p_true over the first T epochs [N] (an 'easiness', not an importance): the x-axis of DUAL's Beta sampling."
     return _field(dyn, "p_true", lambda a: _first(a, T)).mean(1)
 
-# %% ../nbs/03_scores.ipynb #c28b272e
+# %% ../nbs/03_scores.ipynb #0f1b3728
+def _unit_rows(x:np.ndarray) -> np.ndarray:
+    "Rows of `x` scaled to length 1 (a zero row stays zero)."
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
 def _cos_dist_to_centroids(x:np.ndarray, k:int, seed:int, niter:int) -> np.ndarray:
+    "1 - cosine similarity of each unit row of `x` to its nearest of `k` spherical k-means centroids (k = 1: the mean direction)."
     import faiss
     if k == 1: c = x.mean(0, keepdims=True)
     else:
         km = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, spherical=True, verbose=False)
         km.train(x)
         c = km.centroids
-    c = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
-    return 1.0 - (x.astype(np.float64) @ c.T.astype(np.float64)).max(1)
+    return 1.0 - (x.astype(np.float64) @ _unit_rows(c).T.astype(np.float64)).max(1)
 
+# %% ../nbs/03_scores.ipynb #fa451d84
 def ssl_prototypes(embeddings, # [N, D] features, e.g. from a self-supervised model (any model's `embed` works)
                    n_clusters:int, # k, the number of prototypes (per class when `labels` is given)
                    *, seed:int=0, # k-means seed
@@ -242,7 +261,7 @@ def ssl_prototypes(embeddings, # [N, D] features, e.g. from a self-supervised mo
     "Self-supervised prototype score [N]: cosine distance of the L2-normalised embedding to its nearest k-means centroid. High = far from every prototype (atypical, hard)."
     x = check_embeddings(embeddings, "embeddings")
     n_clusters, seed, niter = check_int(n_clusters, "n_clusters", low=1), check_int(seed, "seed", low=0), check_int(niter, "niter", low=1)
-    x = np.ascontiguousarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
+    x = np.ascontiguousarray(_unit_rows(x))
     if labels is None:
         if n_clusters > len(x): raise ValueError(f"n_clusters={n_clusters} exceeds the {len(x)} samples; lower n_clusters")
         return _cos_dist_to_centroids(x, int(n_clusters), seed, niter)
@@ -261,7 +280,7 @@ def random_scores(n:int, # number of samples
     n, seed = check_int(n, "n", low=1), check_int(seed, "seed", low=0)
     return np.random.default_rng(seed).random(n)
 
-# %% ../nbs/03_scores.ipynb #0bc3bb07
+# %% ../nbs/03_scores.ipynb #e4791d13
 @dataclass(frozen=True)
 class Scorer:
     "A registry entry: how to run a scorer on a Dynamics recorded over some number of epochs."
@@ -271,22 +290,30 @@ class Scorer:
     side_outputs: Callable|None = None # side_outputs(dyn, options) -> {name: [N]} that samplers need (DUAL: p_mean)
     side_bounds: dict = field(default_factory=dict) # {name: (low, high)} an extrapolated side output is clipped to
 
-    def options(self, n_epochs:int, options:dict|None=None) -> dict:
-        """The options to call `fn` with on `n_epochs` recorded epochs: `options` with the defaults filled in, checked
-        by a dry run on two samples of zeros, so that an option that does not fit (T > n_epochs) fails before training."""
+    def _filled(self, n_epochs:int, options:dict|None) -> dict:
+        "`options` with the defaults for `n_epochs` recorded epochs filled in; a ValueError for an option `fn` does not take."
         given = dict(options or {})
         opts = self.defaults(check_int(n_epochs, "n_epochs", low=1), given) if self.defaults else given
-        if not self.fields: return opts  # a bare function: nothing known to dry-run it on
-        dry = Dynamics(**{f: np.zeros((2, n_epochs)) for f in self.fields})
-        try: self.fn(dry, **opts)
+        try: inspect.signature(self.fn).bind(None, **opts)
         except TypeError as e: raise ValueError(f"{getattr(self.fn, '__name__', 'the scorer')} does not take these options {opts}: {e}") from None
         return opts
 
-    def run(self, dyn, options:dict|None=None) -> tuple:
-        "(scores [N] float64, side outputs {name: [N]}) of `dyn`, with `options` completed by the defaults."
-        opts = self.options(dyn.n_epochs, options)
-        side = self.side_outputs(dyn, opts) if self.side_outputs else {}
-        return np.asarray(self.fn(dyn, **opts), dtype=np.float64), side
+# %% ../nbs/03_scores.ipynb #0613a4f8
+@patch
+def options(self:Scorer, n_epochs:int, options:dict|None=None) -> dict:
+    """The options to call `fn` with on `n_epochs` recorded epochs: `options` with the defaults filled in, checked
+    by a dry run on two samples of zeros, so that an option that does not fit (T > n_epochs) fails before training."""
+    opts = self._filled(n_epochs, options)
+    if self.fields: self.fn(Dynamics(**{f: np.zeros((2, n_epochs)) for f in self.fields}), **opts)  # a bare function: nothing to dry-run it on
+    return opts
+
+# %% ../nbs/03_scores.ipynb #04d8ee05
+@patch
+def run(self:Scorer, dyn, options:dict|None=None) -> tuple:
+    "(scores [N] float64, side outputs {name: [N]}) of `dyn`, with `options` completed by the defaults."
+    opts = self._filled(dyn.n_epochs, options)
+    side = self.side_outputs(dyn, opts) if self.side_outputs else {}
+    return np.asarray(self.fn(dyn, **opts), dtype=np.float64), side
 
 # %% ../nbs/03_scores.ipynb #4b2ff4a8
 def _T_and_window(n_epochs, o):  # DUAL: the first T <= 30 epochs, windows of J = T // 2 up to 10 (at least 2)

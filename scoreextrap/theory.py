@@ -136,31 +136,36 @@ def simulate_perceptron(n_dim:int, # N, input dimension (>= 400 for agreement wi
     return test_error(max_margin_student(X[idx], y[idx], method=method), t)
 
 # %% ../nbs/09_theory.ipynb #c3d90c6b
-_XG, _WG = np.polynomial.legendre.leggauss(16)  # nodes per panel along the integration line
-_XZ, _WZ = np.polynomial.legendre.leggauss(24)  # nodes per panel along the probe field z (theta > 0)
-_ZMAX = 9.0  # Gaussian tails beyond 9 sd are below 1e-18
-
 class TheoryResult(NamedTuple):
     "Analytic solution: test error, student-teacher overlap R, student-probe overlap rho, max margin kappa."
     err: float; R: float; rho: float; kappa: float
 
+# %% ../nbs/09_theory.ipynb #e1974b24
 def _phi(x): return np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
 
+# %% ../nbs/09_theory.ipynb #d35932ef
 def _F(c, s):
     "E_w[(c - s w)_+^2] for w ~ N(0, 1)."
     s = np.maximum(s, 1e-12); x = c / s
     return (c * c + s * s) * special.ndtr(x) + c * s * _phi(x)
 
+# %% ../nbs/09_theory.ipynb #6fcad87f
 def _dF(c, s):
     "dF/dc = 2 E_w[(c - s w)_+]."
     s = np.maximum(s, 1e-12); x = c / s
     return 2 * (c * special.ndtr(x) + s * _phi(x))
+
+# %% ../nbs/09_theory.ipynb #46e41781
+_ZMAX = 9.0  # Gaussian tails beyond 9 sd are below 1e-18
 
 def _kept(f, keep):
     "Kept range [lo, hi] of the probe field z > 0 (z < 0 mirrors it) and its weight."
     if keep == "random": return 0.0, _ZMAX, f
     if keep == "hard": return 0.0, min(float(special.ndtri((1 + f) / 2)), _ZMAX), 1.0
     g = float(special.ndtri(1 - f / 2)); return g, max(_ZMAX, g + 4), 1.0
+
+# %% ../nbs/09_theory.ipynb #877b99d1
+_XG, _WG = np.polynomial.legendre.leggauss(16)  # nodes per panel along the integration line
 
 def _panels(bps, lo, hi):
     "Gauss-Legendre nodes and weights on [lo, hi] split at breakpoints bps [..., k] (clipped); returns x, w [..., m]."
@@ -181,6 +186,7 @@ def _A1(R, kappa, alpha, lo, hi, wt, deriv=False):
     I = (w * _phi(u) * (_dF if deriv else _F)(kappa - R * u, sig)).sum(-1)
     return -2 * alpha * wt * I if deriv else 1 - R[..., 0] ** 2 - 2 * alpha * wt * I
 
+# %% ../nbs/09_theory.ipynb #26455476
 def _max_R(kappa, alpha, lo, hi, wt):
     "max over R of A(R; kappa): a log-error grid, then bounded Brent refinement; returns (max, R)."
     le = np.linspace(np.log(1e-9), np.log(0.5), 80)
@@ -191,8 +197,10 @@ def _max_R(kappa, alpha, lo, hi, wt):
                                    options=dict(xatol=1e-10))
     return -float(res.fun), float(np.cos(np.pi * np.exp(res.x)))
 
+# %% ../nbs/09_theory.ipynb #6b4d57b7
 @functools.lru_cache(maxsize=None)
 def _theory0(alpha, f, keep):
+    "theta = 0: kappa* is the root of max_R A(R; kappa) (Brent's method), R* the maximiser there; cached."
     lo, hi, wt = _kept(f, keep)
     g = lambda k: _max_R(k, alpha, lo, hi, wt)[0]
     khi = 1.0
@@ -202,58 +210,88 @@ def _theory0(alpha, f, keep):
     return TheoryResult(float(np.arccos(R) / np.pi), R, R, float(kappa))
 
 # %% ../nbs/09_theory.ipynb #07af5646
+_XZ, _WZ = np.polynomial.legendre.leggauss(24)  # nodes per panel along the probe field z (theta > 0)
+
+def _z_nodes(lo, hi) -> tuple:
+    "Nodes z and weights phi(z) dz on the kept range [lo, hi] of the probe field: two Gauss-Legendre panels."
+    zm = lo + min(2.0, 0.5 * (hi - lo))  # two z panels, the first one near the edge of the kept set
+    z = np.concatenate([0.5 * (lo + zm) + 0.5 * (zm - lo) * _XZ, 0.5 * (zm + hi) + 0.5 * (hi - zm) * _XZ])
+    wz = np.concatenate([0.5 * (zm - lo) * _WZ, 0.5 * (hi - zm) * _WZ]) * _phi(z)
+    return z, wz
+
+# %% ../nbs/09_theory.ipynb #b35727db
+def _xi_nodes(kappa, rho, beta, sig, z, theta) -> tuple:
+    "Nodes and weights along xi in [-8, 8] for every (r, psi) and z, in panels split where F's argument has a kink or a step."
+    c, s = math.cos(theta), math.sin(theta)
+    bs = np.where(np.abs(beta) < 1e-12, 1e-12, beta)
+    x0 = -z * c / s  # u changes sign
+    x1, x2, d = (kappa - rho * z) / bs, (-kappa - rho * z) / bs, 4 * sig / np.abs(bs)  # kinks of the two branches
+    bps = np.concatenate(np.broadcast_arrays(x0, x1, x1 - d, x1 + d, x2, x2 - d, x2 + d), -1)
+    return _panels(bps, np.full(bps.shape[:-1], -8.0), np.full(bps.shape[:-1], 8.0))
+
+# %% ../nbs/09_theory.ipynb #d657390f
+def _mean_shortfall(r, psi, kappa, theta, z, wz, deriv=False):
+    "E over kept z > 0 (nodes `z`, weights `wz`) and xi of F(kappa - sign(u) t_plane, sqrt(1 - r^2)) (or dF/dc), for r, psi [m, 1, 1]: [m]."
+    rho, beta = r * np.cos(theta - psi), r * np.sin(theta - psi)  # student in-plane field: rho z + beta xi
+    sig = np.sqrt(np.maximum(1 - r * r, 0))
+    zz = z[None, :, None]
+    xi, wxi = _xi_nodes(kappa, rho, beta, sig, zz, theta)
+    u, m = math.cos(theta) * zz + math.sin(theta) * xi, rho * zz + beta * xi
+    I = (wxi * _phi(xi) * (_dF if deriv else _F)(kappa - np.where(u >= 0, m, -m), sig)).sum(-1)
+    return (I * wz).sum(-1)
+
+# %% ../nbs/09_theory.ipynb #17587139
 def _A2(r, psi, kappa, alpha, theta, lo, hi, wt, deriv=False):
     "theta > 0: A (or dA/dkappa) at R = r cos(psi), rho = r cos(psi - theta), vectorised over r, psi."
     r, psi = np.broadcast_arrays(np.asarray(r, dtype=np.float64), np.asarray(psi, dtype=np.float64))
     shape = r.shape; r, psi = r.reshape(-1), psi.reshape(-1)
-    c, s = math.cos(theta), math.sin(theta)
-    zm = lo + min(2.0, 0.5 * (hi - lo))  # two z panels, the first one near the edge of the kept set
-    z = np.concatenate([0.5 * (lo + zm) + 0.5 * (zm - lo) * _XZ, 0.5 * (zm + hi) + 0.5 * (hi - zm) * _XZ])
-    wz = np.concatenate([0.5 * (zm - lo) * _WZ, 0.5 * (hi - zm) * _WZ]) * _phi(z)
+    z, wz = _z_nodes(lo, hi)
     out = np.empty(len(r))
     for i0 in range(0, len(r), 64):  # chunks keep the [params, z, xi] arrays small
-        rr, pp = r[i0:i0 + 64, None, None], psi[i0:i0 + 64, None, None]
-        rho, beta = rr * np.cos(theta - pp), rr * np.sin(theta - pp)  # student in-plane field: rho z + beta xi
-        sig = np.sqrt(np.maximum(1 - rr * rr, 0))
-        zz = z[None, :, None]
-        bs = np.where(np.abs(beta) < 1e-12, 1e-12, beta)
-        x0 = -zz * c / s + 0 * rr  # u changes sign
-        x1, x2, d = (kappa - rho * zz) / bs, (-kappa - rho * zz) / bs, 4 * sig / np.abs(bs)  # kinks of the two branches
-        bps = np.concatenate(np.broadcast_arrays(x0, x1, x1 - d, x1 + d, x2, x2 - d, x2 + d), -1)
-        xi, wxi = _panels(bps, np.full(bps.shape[:-1], -8.0), np.full(bps.shape[:-1], 8.0))
-        u, m = c * zz + s * xi, rho * zz + beta * xi
-        I = (wxi * _phi(xi) * (_dF if deriv else _F)(kappa - np.where(u >= 0, m, -m), sig)).sum(-1)
-        I = 2 * wt * (I * wz).sum(-1)
+        I = 2 * wt * _mean_shortfall(r[i0:i0 + 64, None, None], psi[i0:i0 + 64, None, None], kappa, theta, z, wz, deriv)  # 2: z < 0 mirrors z > 0
         out[i0:i0 + 64] = -alpha * I if deriv else 1 - r[i0:i0 + 64] ** 2 - alpha * I
     return out.reshape(shape)
 
+# %% ../nbs/09_theory.ipynb #b7c80d8a
 def _q2rp(q): return 1 - math.exp(-abs(q[0])), q[1]  # (-+log(1 - r), psi) -> (r, psi); r = 0 at q[0] = 0, no flat region
 
+# %% ../nbs/09_theory.ipynb #3a062a56
 def _local_max(q0, kappa, args):
+    "The local maximum of A over q (see `_q2rp`) that Nelder-Mead climbs to from `q0`; returns (max, q)."
     res = optimize.minimize(lambda q: -_A2(*_q2rp(q), kappa, *args), q0, method="Nelder-Mead",
                             options=dict(xatol=1e-7, fatol=1e-13, maxiter=2000,
                                          initial_simplex=[q0, q0 + [0.3, 0], q0 + [0, 0.05]]))
     return -float(res.fun), res.x
 
+# %% ../nbs/09_theory.ipynb #bc3d5175
 def _grid_max(kappa, args, n=24):
+    "The largest A on an n x n grid of (r, psi), r fine near 0 and near 1: the global scan; returns (max, q)."
     r = np.concatenate([np.linspace(0.02, 0.9, n // 2), 1 - np.geomspace(0.07, 1e-7, n - n // 2)])  # fine near 0 and near 1
     L, Ps = np.meshgrid(np.log(1 - r), np.linspace(-np.pi / 2 + 0.02, np.pi / 2 - 0.02, n), indexing="ij")
     v = _A2(1 - np.exp(L), Ps, kappa, *args)
     i = np.unravel_index(np.argmax(v), v.shape)
     return float(v[i]), np.array([L[i], Ps[i]])
 
+# %% ../nbs/09_theory.ipynb #c02f25e8
+def _kappa_newton(kappa, q, args) -> tuple:
+    "Newton's method on kappa for max A = 0, the maximiser followed locally from q; dA/dkappa at it is the slope (envelope theorem)."
+    for _ in range(60):
+        g, q = _local_max(q, kappa, args)
+        step = -g / _A2(*_q2rp(q), kappa, *args, deriv=True)
+        kappa = max(kappa + step, 0.5 * kappa)
+        if abs(step) < 1e-11 * max(1.0, kappa): break
+    return kappa, q
+
+# %% ../nbs/09_theory.ipynb #9542f8db
 @functools.lru_cache(maxsize=None)
 def _theory2(alpha, f, keep, theta):
+    "theta > 0: Newton on kappa from the perfect metric's margin, re-scanned globally until the scan finds no better basin; cached."
     lo, hi, wt = _kept(f, keep)
     args = (alpha, theta, lo, hi, wt)
     kappa = _theory0(alpha, f, keep).kappa  # the perfect metric's margin: a good start
     q = _grid_max(kappa, args)[1]
     for _ in range(5):
-        for _ in range(60):  # Newton on kappa, the maximiser followed locally
-            g, q = _local_max(q, kappa, args)
-            step = -g / _A2(*_q2rp(q), kappa, *args, deriv=True)
-            kappa = max(kappa + step, 0.5 * kappa)
-            if abs(step) < 1e-11 * max(1.0, kappa): break
+        kappa, q = _kappa_newton(kappa, q, args)
         g, q = _local_max(q, kappa, args)
         gg, qg = _grid_max(kappa, args)  # global check
         if gg <= g + 1e-12: break

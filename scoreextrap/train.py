@@ -201,9 +201,25 @@ def _fit_epoch(run:_Run, ds:IndexedDataset, epoch:int, *, test_ds, num_workers:i
     if test_ds is not None: row.update({f"test_{k}": v for k, v in evaluate(run.model, test_ds, device=run.device).items()})
     return row
 
-# %% ../nbs/02a_train.ipynb #77e54a1f
+# %% ../nbs/02a_train.ipynb #144252fc
+def _checkpoint_file(checkpoint_dir) -> Path:
+    "The checkpoint file inside the folder `checkpoint_dir` (which need not exist yet), or a ValueError."
+    if not isinstance(checkpoint_dir, (str, Path)) or not str(checkpoint_dir): raise ValueError(f"checkpoint_dir must be a folder path, got {checkpoint_dir!r}")
+    if Path(checkpoint_dir).exists() and not Path(checkpoint_dir).is_dir(): raise ValueError(f"checkpoint_dir {str(checkpoint_dir)!r} is a file, not a folder")
+    return Path(checkpoint_dir) / "checkpoint.pt"
+
+# %% ../nbs/02a_train.ipynb #ecad34db
 _RECORDER_API = ("n_samples", "update", "end_epoch", "state_dict", "load_state_dict", "state_epochs")  # what fit calls
 
+def _check_recorder(recorder, n:int):
+    "`recorder` if it is None or has the recorder methods `fit` calls and expects `n` samples; else a ValueError."
+    if recorder is not None and not all(hasattr(recorder, a) for a in _RECORDER_API):
+        raise ValueError(f"recorder must be a DynamicsRecorder (or an object with {', '.join(_RECORDER_API)}) or None, got {type(recorder).__name__}")
+    if recorder is not None and recorder.n_samples != n:
+        raise ValueError(f"recorder expects {recorder.n_samples} samples but the training set has {n}")
+    return recorder
+
+# %% ../nbs/02a_train.ipynb #c553693b
 def _fit_options(ds, *, epochs, schedule_epochs, batch_size, seed, num_workers, recorder, augment, step, checkpoint_dir, progress) -> dict:
     "`fit`'s arguments, validated: epochs, schedule_epochs, batch_size, seed, num_workers, step and ckpt (the checkpoint file or None)."
     o = dict(epochs=check_int(epochs, "epochs", low=1), batch_size=check_int(batch_size, "batch_size", low=1),
@@ -212,20 +228,12 @@ def _fit_options(ds, *, epochs, schedule_epochs, batch_size, seed, num_workers, 
     if o["schedule_epochs"] < o["epochs"]: raise ValueError(f"schedule_epochs={schedule_epochs} is shorter than epochs={epochs}; pass schedule_epochs >= epochs")
     check_bool(progress, "progress", allow_none=True)
     if len(ds) == 0: raise ValueError("train_ds is empty; fit needs at least one sample")
-    if recorder is not None and not all(hasattr(recorder, a) for a in _RECORDER_API):
-        raise ValueError(f"recorder must be a DynamicsRecorder (or an object with {', '.join(_RECORDER_API)}) or None, got {type(recorder).__name__}")
-    if recorder is not None and recorder.n_samples != len(ds):
-        raise ValueError(f"recorder expects {recorder.n_samples} samples but the training set has {len(ds)}")
+    _check_recorder(recorder, len(ds))
     if augment is not None and not callable(augment): raise ValueError(f"augment must be a callable or None, got {augment!r}")
     o["step"] = cross_entropy_step if step is None else step
     if not callable(o["step"]): raise ValueError(f"step must be a callable step(model, x, y, idx) -> (loss, logits, targets), got {step!r}")
     o["ckpt"] = None if checkpoint_dir is None else _checkpoint_file(checkpoint_dir)
     return o
-
-def _checkpoint_file(checkpoint_dir) -> Path:
-    if not isinstance(checkpoint_dir, (str, Path)) or not str(checkpoint_dir): raise ValueError(f"checkpoint_dir must be a folder path, got {checkpoint_dir!r}")
-    if Path(checkpoint_dir).exists() and not Path(checkpoint_dir).is_dir(): raise ValueError(f"checkpoint_dir {str(checkpoint_dir)!r} is a file, not a folder")
-    return Path(checkpoint_dir) / "checkpoint.pt"
 
 # %% ../nbs/02a_train.ipynb #3261fa02
 def fit(model:nn.Module, # the model to train (moved to `device`)

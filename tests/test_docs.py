@@ -142,3 +142,27 @@ def test_every_exported_definition_is_demonstrated_after_its_show_doc():
     "nbdev renders a `show_doc` after each export cell; the code cells that follow it must use every public name it defines."
     missing = [m for p in sorted(NBS.glob("[0-9]*.ipynb")) for m in _undemonstrated(p)]
     assert not missing, f"exported definitions without a demonstrating cell after them: {missing}"
+
+
+MAX_EXPORT_LINES = 20  # fastcore's and nbdev's own notebooks: a cell defines one thing and is read at a glance
+
+
+def _export_size(source):
+    "Non-blank code lines of an export cell, `#|` directives left out; a signature counts as one line (docments put a parameter on each line)."
+    code = "\n".join(l for l in source.splitlines() if not l.startswith("#|"))
+    n = sum(1 for l in code.splitlines() if l.strip())
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            n -= max(node.body[0].lineno - node.lineno - 1, 0)
+    return n
+
+
+def test_export_size_counts_a_docments_signature_once():
+    src = "#| export\ndef f(a, # first\n      b, # second\n     ):\n    \"doc\"\n\n    return a + b\n"
+    assert _export_size(src) == 3  # the three signature lines count as one, then the docstring and the return; the blank line not at all
+
+
+def test_export_cells_are_small():
+    big = [(p.name, i, n) for p in sorted(NBS.glob("[0-9]*.ipynb")) for i, c in enumerate(_cells(p, "code"))
+           if c.source.startswith("#| export") and (n := _export_size(c.source)) > MAX_EXPORT_LINES]
+    assert not big, f"export cells over {MAX_EXPORT_LINES} lines (notebook, code cell, lines): {big}"
