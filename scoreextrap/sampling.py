@@ -176,23 +176,31 @@ def beta_sampling_weights(dual_scores, # DUAL scores [N] (>= 0), higher = more i
     w = np.exp(logw - logw.max())
     return w / w.sum()
 
+# %% ../nbs/04_sampling.ipynb #fe1c302e
+def _weighted_draw(w:np.ndarray, k:int, g:np.ndarray) -> np.ndarray:
+    "Positions of `k` draws without replacement with probabilities ∝ `w` (Gumbel-top-k, `g` the Gumbel noise); zero weights last, in random order."
+    pos = w > 0
+    with np.errstate(divide="ignore"): key = np.where(pos, np.log(w) + g, g)
+    return np.lexsort((-key, ~pos))[:k]  # positive weights first (largest key first), then zero weights by their noise
+
+
 # %% ../nbs/04_sampling.ipynb #070b4808
 def select_beta(dual_scores, # DUAL scores [N] (>= 0)
                 p_mean, # mean p_true over the first T epochs [N]
                 keep_frac:float, # fraction kept, in (0, 1]
-                *, seed:int=0, # random seed of the draw
+                *, labels=None, # optional class labels [N]: draw each class's quota (`class_quotas`) from that class (not in DUAL's code)
+                seed:int=0, # random seed of the draw
                 **kwargs, # c_d, c_beta, c_alpha, n_anchor, eps: see `beta_sampling_weights`
                ) -> np.ndarray:
     "Sorted int64 indices of round(keep_frac * N) samples drawn without replacement with DUAL's Beta-sampling probabilities."
     seed = check_int(seed, "seed", low=0)
     w = beta_sampling_weights(dual_scores, p_mean, keep_frac, **kwargs)
-    k = n_keep(keep_frac, len(w))
-    rng = np.random.default_rng(seed)
-    g = rng.gumbel(size=len(w))
-    pos = w > 0
-    with np.errstate(divide="ignore"): key = np.where(pos, np.log(w) + g, g)
-    order = np.lexsort((-key, ~pos))  # positive weights first (Gumbel-top-k), then zero weights in random order
-    return np.sort(order[:k]).astype(np.int64)
+    g = np.random.default_rng(seed).gumbel(size=len(w))
+    if labels is None: return np.sort(_weighted_draw(w, n_keep(keep_frac, len(w)), g)).astype(np.int64)
+    y = check_labels(labels, "labels", n=len(w))
+    keep = [np.flatnonzero(y == c)[_weighted_draw(w[y == c], q, g[y == c])] for c, q in class_quotas(y, keep_frac).items()]
+    return np.sort(np.concatenate(keep)).astype(np.int64)
+
 
 # %% ../nbs/04_sampling.ipynb #3c855bed
 SAMPLERS = ("top", "random", "ccs", "beta")
@@ -200,7 +208,7 @@ SAMPLERS = ("top", "random", "ccs", "beta")
 def select(scores, # importance [N], higher = keep (for "beta": the DUAL scores)
            keep_frac:float, # fraction of the dataset kept, in (0, 1]
            *, method:str="top", # one of SAMPLERS: "top", "random", "ccs", "beta"
-           **options, # passed to the method: labels (top), seed (random, ccs, beta), cutoff_scores/hard_cutoff/n_strata (ccs), p_mean/c_d/... (beta)
+           **options, # passed to the method: labels (top, beta: class-balanced), seed (random, ccs, beta), cutoff_scores/hard_cutoff/n_strata (ccs), p_mean/c_d/... (beta)
           ) -> np.ndarray:
     "Sorted int64 indices of the round(keep_frac * N) kept samples, chosen by `method`."
     method = check_choice(method, "method", SAMPLERS)
