@@ -6,15 +6,17 @@ Docs: https://scoreextrap.github.io/scoreextrap/pipeline.html.md"""
 
 # %% auto #0
 __all__ = ['BUDGETS', 'n_classes_of', 'default_model_fn', 'subset_indices', 'ScoreResult', 'score_dataset', 'retrain_epochs',
-           'pruning_experiment', 'plot_pruning']
+           'pruning_experiment', 'plot_pruning', 'holdout_split', 'choose_options', 'paired_difference',
+           'describe_difference', 'full_data_runs', 'plot_compute']
 
 # %% ../nbs/08_pipeline.ipynb #ddc457fc
-import inspect, math, time
+import inspect, itertools, math, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 import torch
 from fastcore.basics import patch
 
@@ -85,6 +87,13 @@ def subset_frac(self:ScoreResult) -> float:
     "The fraction of the N samples the scoring model trained on (1.0 for a full-data run)."
     return len(self.subset_idx) / len(self.scores)
 
+# %% ../nbs/08_pipeline.ipynb #671d0de1
+@patch(as_prop=True)
+def trained_sample_epochs(self:ScoreResult) -> int:
+    "What the scoring run cost in training: trained samples x epochs trained (0 when there is no history)."
+    return len(self.subset_idx) * (0 if self.history is None else len(self.history))
+
+
 # %% ../nbs/08_pipeline.ipynb #5e1cbabb
 @patch
 def __repr__(self:ScoreResult):
@@ -144,14 +153,18 @@ def _name_of(ext) -> str:
     return next((k for k, cls in EXTRAPOLATORS.items() if type(ext) is cls), type(ext).__name__)
 
 # %% ../nbs/08_pipeline.ipynb #5914450d
-def _recorded_run(train_ds, idx:np.ndarray, labels:np.ndarray, *, model_fn, epochs:int, seed:int, fit_kwargs:dict, device, progress) -> tuple:
-    "(model, Dynamics of the trained samples, history) of one recorded training run on the samples `idx` of `train_ds`."
+def _recorded_run(train_ds, idx:np.ndarray, labels:np.ndarray, *, model_fn, epochs:int, schedule_epochs:int|None, seed:int, fit_kwargs:dict,
+                  device, progress) -> tuple:
+    "(model, Dynamics of the trained samples, history) of one recorded run: the first `epochs` of a `schedule_epochs` schedule on the samples `idx`."
+    if "schedule_epochs" in fit_kwargs: raise ValueError("pass schedule_epochs to score_dataset itself, not inside fit_kwargs")
     torch.manual_seed(seed)
     model = model_fn()
     custom_step = fit_kwargs.get("step") is not None  # it may train on other targets than the labels (pseudo-labels, noise)
     rec = DynamicsRecorder(len(idx), n_classes_of(train_ds), labels=None if custom_step else labels[idx])
-    hist = fit(model, _subset(train_ds, idx), epochs, recorder=rec, seed=seed, device=device, progress=progress, **fit_kwargs)
+    hist = fit(model, _subset(train_ds, idx), epochs, schedule_epochs=schedule_epochs, recorder=rec, seed=seed, device=device,
+               progress=progress, **fit_kwargs)
     return model, rec.dynamics, hist
+
 
 # %% ../nbs/08_pipeline.ipynb #3ea1e371
 def _scored(entry, dyn:Dynamics, options:dict, name:str, m:int) -> tuple:
@@ -173,6 +186,7 @@ def score_dataset(train_ds, # training set, items (x, y); e.g. `load_dataset("fa
                   *, subset_frac:float|None=None, # None: train on all N samples; else train on a random fraction and extrapolate
                   extrapolator="knn", # a name in `extrapolate.EXTRAPOLATORS` or an object with fit/predict (used only with `subset_frac`)
                   epochs:int=30, # training epochs while recording (>= the scorer's T)
+                  schedule_epochs:int|None=None, # length of the learning-rate schedule (default `epochs`); longer: record its first `epochs`, as DUAL's 30 of 200
                   model_fn=None, # zero-argument model factory; default `SmallCNN` sized for `train_ds`
                   seed:int=0, # seeds the subset draw, the training and the extrapolator
                   stratify:bool=False, # draw the subset with the same fraction from every class
@@ -193,7 +207,7 @@ def score_dataset(train_ds, # training set, items (x, y); e.g. `load_dataset("fa
     idx = np.arange(len(train_ds), dtype=np.int64) if subset_frac is None else subset_indices(len(train_ds), subset_frac, seed=seed, labels=labels if check_bool(stratify, "stratify") else None)
     clock = _Stopwatch()
     with clock("train"): model, dyn, hist = _recorded_run(train_ds, idx, labels, model_fn=model_fn or default_model_fn(train_ds), epochs=epochs,
-                                                          seed=seed, fit_kwargs=fit_kwargs, device=device, progress=progress)
+                                                          schedule_epochs=schedule_epochs, seed=seed, fit_kwargs=fit_kwargs, device=device, progress=progress)
     with clock("score"): scores, side = _scored(entry, dyn, options, name, len(idx))
     if subset_frac is None: clock.seconds.update(embed=0.0, extrapolate=0.0)  # nothing to embed or extrapolate
     else:
@@ -201,6 +215,7 @@ def score_dataset(train_ds, # training set, items (x, y); e.g. `load_dataset("fa
         with clock("extrapolate"): scores, side = _spread(ext, emb, idx, scores, side, entry.side_bounds, labels)
     return ScoreResult(scores, idx, dyn, clock.total(), name, None if subset_frac is None else _name_of(ext),
                        {k: np.asarray(v, np.float64) for k, v in side.items()}, hist, model)
+
 
 # %% ../nbs/08_pipeline.ipynb #65e65264
 BUDGETS = ("epochs", "iterations")
@@ -221,7 +236,13 @@ def retrain_epochs(n_total:int, # size of the full training set N
     return max(1, int(round(epochs * steps(n_total) / steps(n_kept))))
 
 # %% ../nbs/08_pipeline.ipynb #cce162c9
-def _method_name(method) -> str: return getattr(method, "__name__", "custom") if callable(method) else method
+def _is_pair(method) -> bool: return isinstance(method, tuple) and len(method) == 2 and isinstance(method[1], dict)
+
+def _method_name(method) -> str:
+    "A sampler's name in a strategy label: its name, a function's `__name__`, or 'name(option=value, ...)' for a (sampler, options) pair."
+    if _is_pair(method): return f"{_method_name(method[0])}({', '.join(f'{k}={v}' for k, v in method[1].items())})"
+    return getattr(method, "__name__", "custom") if callable(method) else method
+
 
 # %% ../nbs/08_pipeline.ipynb #6cc847a6
 def _checked_methods(methods, scores:dict):
@@ -236,36 +257,43 @@ def _checked_methods(methods, scores:dict):
 
 # %% ../nbs/08_pipeline.ipynb #a24b36af
 def _methods_for(name:str, methods, p_mean) -> list:
-    "The samplers for `scores[name]` from the checked `methods` (default `['top']`): each a name in `SAMPLERS` or a function; 'beta' needs `p_mean`."
+    "The samplers for `scores[name]` from the checked `methods` (default `['top']`): each a name in `SAMPLERS`, a function, or a (sampler, options) pair; 'beta' needs `p_mean`."
     ms = methods.get(name, ["top"]) if isinstance(methods, dict) else methods
-    ms = [ms] if isinstance(ms, str) else list(ms)
+    ms = [ms] if isinstance(ms, str) or _is_pair(ms) else list(ms)
     if not ms: raise ValueError(f"methods{'' if not isinstance(methods, dict) else f'[{name!r}]'} is empty; pass at least one sampler, e.g. ['top']")
     for m in ms:
-        if not callable(m): check_choice(m, "method", SAMPLERS)
-        if m == "beta" and p_mean is None:
+        base = m[0] if _is_pair(m) else m
+        if not callable(base): check_choice(base, "method", SAMPLERS)
+        if base == "beta" and p_mean is None:
             raise ValueError(f"method 'beta' for scores[{name!r}] needs p_mean: pass the ScoreResult of a DUAL run, not a bare array")
     return ms
 
+
 # %% ../nbs/08_pipeline.ipynb #d311c633
 def _strategies(scores:dict, methods, n:int, random:bool) -> list:
-    "Validated (label, score name, method, scores [N] float64, options) tuples."
+    "Validated (label, score name, sampler, scores [N] float64, options, scoring cost (sample-epochs, seconds)) tuples."
     if not isinstance(scores, dict): raise ValueError("scores must be a dict mapping a name to scores [N] or a ScoreResult")
     methods = _checked_methods(methods, scores)
     out = []
     for name, val in scores.items():
         arr, p_mean = (val.scores, val.p_mean) if isinstance(val, ScoreResult) else (val, None)
-        arr = check_scores(arr, f"scores[{name!r}]", n=n)
+        arr = check_scores(arr, f"scores[{name!r}]", n=n).astype(np.float64)
+        cost = (val.trained_sample_epochs, val.timings.get("total", np.nan)) if isinstance(val, ScoreResult) else (np.nan, np.nan)
         for m in _methods_for(name, methods, p_mean):
-            out.append((f"{name} + {_method_name(m)}", name, m, arr.astype(np.float64), {"p_mean": p_mean} if m == "beta" else {}))
-    if random: out.insert(0, ("random", "random", "random", np.zeros(n), {}))
+            base, extra = m if _is_pair(m) else (m, {})
+            opts = {**({"p_mean": p_mean} if base == "beta" else {}), **extra}
+            out.append((f"{name} + {_method_name(m)}", name, base, arr, opts, cost))
+    if random: out.insert(0, ("random", "random", "random", np.zeros(n), {}, (0, 0.0)))
     if not out: raise ValueError("nothing to run: pass at least one score, or random=True")
     return out
 
+
 # %% ../nbs/08_pipeline.ipynb #5aa4040c
 def _kept(scores:np.ndarray, keep_frac:float, method, options:dict, seed:int) -> np.ndarray:
-    "The indices `method` keeps: a name in `SAMPLERS` (through `select`), or a function (scores, keep_frac, *, seed) -> indices."
+    "The indices `method` keeps: a name in `SAMPLERS` (through `select`), or a function (scores, keep_frac, *, seed, **options) -> indices."
     if not callable(method): return select(scores, keep_frac, method=method, **options, **({} if method == "top" else {"seed": seed}))
-    return check_indices(method(scores, keep_frac, seed=seed), f"the indices that {_method_name(method)} returned", n=len(scores))
+    return check_indices(method(scores, keep_frac, seed=seed, **options), f"the indices that {_method_name(method)} returned", n=len(scores))
+
 
 # %% ../nbs/08_pipeline.ipynb #eb63ffa0
 def _as_list(v, name:str, example:str) -> list:
@@ -287,12 +315,15 @@ def _retrain(train_ds, test_ds, keep:np.ndarray, *, epochs:int, seed:int, model_
 def _pruning_run(train_ds, test_ds, strategy:tuple, keep_frac:float, seed:int, *, epochs:int, budget:str, batch_size:int, labels:np.ndarray,
                  model_fn, fit_kwargs:dict, device) -> dict:
     "The results row of one run: the samples `strategy` (a tuple of `_strategies`) keeps at `keep_frac`, retrained under `budget` and tested."
-    label, name, method, arr, opts = strategy
+    label, name, method, arr, opts, (score_se, score_s) = strategy
+    if opts.get("class_balanced"): opts = {**{k: v for k, v in opts.items() if k != "class_balanced"}, "labels": labels}  # quotas per class
     keep = _kept(arr, keep_frac, method, opts, seed)
     e = retrain_epochs(len(train_ds), len(keep), epochs, batch_size=batch_size, budget=budget)
     acc, secs = _retrain(train_ds, test_ds, keep, epochs=e, seed=seed, model_fn=model_fn, fit_kwargs=fit_kwargs, device=device)
     return dict(strategy=label, score=name, method=_method_name(method), keep_frac=keep_frac, seed=seed, n_kept=len(keep), epochs=e,
-                iterations=e * math.ceil(len(keep) / batch_size), test_acc=acc, train_seconds=secs, kept_classes=len(np.unique(labels[keep])))
+                iterations=e * math.ceil(len(keep) / batch_size), test_acc=acc, train_seconds=secs, kept_classes=len(np.unique(labels[keep])),
+                scoring_sample_epochs=score_se, scoring_seconds=score_s, total_sample_epochs=score_se + len(keep) * e, total_seconds=score_s + secs)
+
 
 # %% ../nbs/08_pipeline.ipynb #27213f5c
 def pruning_experiment(train_ds, # the full training set (N samples)
@@ -327,6 +358,13 @@ def pruning_experiment(train_ds, # the full training set (N samples)
     df.attrs.update(budget=budget, epochs=epochs, batch_size=bs, n_train=n)
     return df
 
+# %% ../nbs/08_pipeline.ipynb #a910f513
+def _budget_text(attrs:dict) -> str:
+    "How a figure names the retraining budget of a `pruning_experiment` table, from its `attrs`."
+    e = attrs.get("epochs")
+    return {"epochs": f"{e} epochs at every keep_frac", "iterations": f"fixed iterations ({e} full-data epochs)"}.get(attrs.get("budget"), "")
+
+
 # %% ../nbs/08_pipeline.ipynb #af208807
 def plot_pruning(df:pd.DataFrame, # the output of `pruning_experiment`
                  *, ax=None, # matplotlib axes; default a new figure
@@ -338,8 +376,111 @@ def plot_pruning(df:pd.DataFrame, # the output of `pruning_experiment`
     order = list(dict.fromkeys(df.strategy))
     sns.lineplot(data=df, x="keep_frac", y="test_acc", hue="strategy", hue_order=order, style="strategy", style_order=order,
                  dashes={s: (2, 2) if s == "random" else "" for s in order}, markers=True, errorbar=errorbar, ax=ax)
-    a = df.attrs
-    budget = {"epochs": f"{a.get('epochs')} epochs at every keep_frac", "iterations": f"fixed iterations ({a.get('epochs')} full-data epochs)"}.get(a.get("budget"), "")
-    ax.set(xlabel="keep_frac (fraction of the training set kept)", ylabel="test accuracy", title=f"Retraining budget: {budget}")
+    ax.set(xlabel="keep_frac (fraction of the training set kept)", ylabel="test accuracy", title=f"Retraining budget: {_budget_text(df.attrs)}")
     ax.set_xticks(sorted(df.keep_frac.unique()))
     return ax
+
+
+# %% ../nbs/08_pipeline.ipynb #69f19337
+def holdout_split(ds, # the training set
+                  val_frac:float=0.1, # fraction held out for validation, in (0, 1)
+                  *, seed:int=0, # seed of the draw
+                 ) -> tuple:
+    "(fit part, validation part) of `ds`: a seeded draw of `val_frac` of every class is held out, never trained on, to choose constants."
+    val_frac = check_number(val_frac, "val_frac", low=0, high=1, low_open=True, high_open=True)
+    val_idx = subset_indices(len(ds), val_frac, seed=seed, labels=get_targets(ds).numpy())
+    fit_idx = np.setdiff1d(np.arange(len(ds)), val_idx)
+    if len(fit_idx) == 0: raise ValueError(f"val_frac={val_frac} leaves no sample to train on; lower it")
+    return _subset(ds, fit_idx), _subset(ds, val_idx)
+
+
+# %% ../nbs/08_pipeline.ipynb #2dec2722
+def _grid(grid:dict) -> list:
+    "Every combination of the option values in `grid` ({option: values}) as a list of dicts, in order."
+    if not isinstance(grid, dict) or not grid: raise ValueError(f"grid must be a non-empty dict option -> values, e.g. {{'c_d': (1, 2, 4)}}, got {grid!r}")
+    names, values = list(grid), [_as_list(v, f"grid[{k!r}]", "(1, 2, 4)") for k, v in grid.items()]
+    return [dict(zip(names, combo)) for combo in itertools.product(*values)]
+
+
+# %% ../nbs/08_pipeline.ipynb #8037f99a
+def choose_options(fit_ds, # the training set without its validation part (see `holdout_split`)
+                   val_ds, # the held-out validation part: accuracy is measured here, never on the test set
+                   score, # importance [N] of `fit_ds`'s samples, or a `ScoreResult` (Beta needs its p_mean)
+                   *, method:str="beta", # the sampler whose options are chosen
+                   grid:dict|None=None, # {option: candidate values}; default DUAL's c_D: {"c_d": (0.5, 1, 2, 4)}
+                   keep_fracs=(0.3, 0.5, 0.7), # the options must serve every one of them
+                   **kwargs, # `pruning_experiment`'s options: epochs, seeds, budget, model_fn, fit_kwargs, device, progress
+                  ) -> tuple:
+    "(best options, validation accuracy table): retrain on what `method` keeps with every option combination in `grid`, pick the best mean over keep_fracs."
+    combos = _grid({"c_d": (0.5, 1, 2, 4)} if grid is None else grid)
+    runs = pruning_experiment(fit_ds, val_ds, {"s": score}, keep_fracs=keep_fracs, methods=[(method, c) for c in combos], random=False, **kwargs)
+    table = runs.groupby("strategy", sort=False).test_acc.mean().to_frame("mean val_acc")
+    table = runs.pivot_table(index="strategy", columns="keep_frac", values="test_acc", sort=False).join(table)
+    table.index = [", ".join(f"{k}={v}" for k, v in c.items()) for c in combos]
+    best = combos[int(np.argmax(table["mean val_acc"].to_numpy()))]  # ties: the first in grid order
+    return best, table
+
+
+# %% ../nbs/08_pipeline.ipynb #96634bd3
+def paired_difference(runs:pd.DataFrame, # the output of `pruning_experiment` (with the `reference` strategy)
+                      reference:str="random", # the strategy subtracted, seed by seed
+                      *, confidence:float=0.95, # level of the t interval
+                     ) -> pd.DataFrame:
+    "Per strategy and keep_frac: the mean over seeds of (accuracy - the reference's accuracy at the same seed), its standard error and t interval."
+    confidence = check_number(confidence, "confidence", low=0, high=1, low_open=True, high_open=True)
+    if reference not in set(runs.strategy): raise ValueError(f"reference {reference!r} is not a strategy of runs ({', '.join(dict.fromkeys(runs.strategy))})")
+    acc = runs.pivot_table(index=["keep_frac", "seed"], columns="strategy", values="test_acc", sort=False)
+    diff = acc.drop(columns=reference).sub(acc[reference], axis=0).stack().rename("diff").reset_index()
+    g = diff.groupby(["strategy", "keep_frac"], sort=False)["diff"]
+    out = pd.DataFrame({"n_seeds": g.count(), "mean_diff": g.mean(), "sem": g.std(ddof=1) / np.sqrt(g.count())})
+    half = scipy.stats.t.ppf(0.5 + confidence / 2, out.n_seeds - 1) * out["sem"]
+    return out.assign(ci_low=out.mean_diff - half, ci_high=out.mean_diff + half)
+
+
+# %% ../nbs/08_pipeline.ipynb #f33d9c88
+def describe_difference(row, # one row of `paired_difference` (a Series named (strategy, keep_frac))
+                        reference:str="random", # what was subtracted
+                       ) -> str:
+    "One sentence on a paired difference, in accuracy points: ahead or behind only when the interval excludes zero."
+    (strategy, keep_frac), d = row.name, 100 * row.mean_diff
+    if row.n_seeds < 2: return f"keep {keep_frac:g}: {strategy} differs from {reference} by {d:+.2f} points on one seed, too few to tell"
+    lo, hi, n = 100 * row.ci_low, 100 * row.ci_high, int(row.n_seeds)
+    where = f"({d:+.2f} points, interval {lo:+.2f} to {hi:+.2f}, {n} seeds)"
+    if lo > 0: return f"keep {keep_frac:g}: {strategy} beats {reference} {where}"
+    if hi < 0: return f"keep {keep_frac:g}: {strategy} loses to {reference} {where}"
+    return f"keep {keep_frac:g}: {strategy} and {reference} cannot be told apart {where}"
+
+
+# %% ../nbs/08_pipeline.ipynb #cbcbcb85
+def full_data_runs(train_ds, # the training set, trained on in full
+                   test_ds, # where accuracy is measured
+                   *, epochs=(2, 4, 8), # schedule lengths: each a full cosine schedule of that many epochs
+                   seeds=(0,),
+                   **kwargs, # `pruning_experiment`'s options: model_fn, fit_kwargs, device, progress
+                  ) -> pd.DataFrame:
+    "Full-data training for every schedule length in `epochs` and every seed: the learning curve that shows a budget has converged, and the compute baseline."
+    runs = [pruning_experiment(train_ds, test_ds, {}, keep_fracs=(1.0,), epochs=e, seeds=seeds, **kwargs)
+            for e in _as_list(epochs, "epochs", "(2, 4, 8)")]
+    return pd.concat(runs, ignore_index=True).assign(strategy="full data", score="none", method="none")
+
+
+# %% ../nbs/08_pipeline.ipynb #e9e24076
+def plot_compute(runs:pd.DataFrame, # the output of `pruning_experiment`
+                 full:pd.DataFrame|None=None, # the output of `full_data_runs`: the line of full-data training at every cost
+                 *, x:str="total_sample_epochs", # the cost: "total_sample_epochs" (trained samples x epochs) or "total_seconds"
+                 ax=None):
+    "Test accuracy against the total training cost of each model (scoring run + retraining), mean ± sd over seeds, one line per strategy."
+    import matplotlib.pyplot as plt
+    x = check_choice(x, "x", ("total_sample_epochs", "total_seconds"))
+    if ax is None: _, ax = plt.subplots(figsize=(6.5, 4))
+    df = runs if full is None else pd.concat([full, runs], ignore_index=True)
+    g = df.groupby(["strategy", "keep_frac", "epochs"], sort=False).agg(cost=(x, "mean"), acc=("test_acc", "mean"), sd=("test_acc", "std")).reset_index()
+    for name, part in g.groupby("strategy", sort=False):
+        part = part.sort_values("cost")
+        ax.errorbar(part.cost, part.acc, yerr=part.sd.fillna(0), marker="o", ms=4, capsize=2, label=name, ls="--" if name in ("random", "full data") else "-")
+    unit = "trained samples x epochs" if x == "total_sample_epochs" else "seconds"
+    ax.set(xscale="log", xlabel=f"total cost of the model: scoring run + retraining ({unit})", ylabel="test accuracy",
+           title=f"Cost against accuracy; retraining: {_budget_text(runs.attrs)}")
+    ax.legend(fontsize=8)
+    return ax
+
