@@ -316,7 +316,7 @@ def _pruning_run(train_ds, test_ds, strategy:tuple, keep_frac:float, seed:int, *
                  model_fn, fit_kwargs:dict, device) -> dict:
     "The results row of one run: the samples `strategy` (a tuple of `_strategies`) keeps at `keep_frac`, retrained under `budget` and tested."
     label, name, method, arr, opts, (score_se, score_s) = strategy
-    if opts.get("class_balanced"): opts = {**{k: v for k, v in opts.items() if k != "class_balanced"}, "labels": labels}  # quotas per class
+    opts = {k: v for k, v in opts.items() if k != "class_balanced"} | ({"labels": labels} if opts.get("class_balanced") else {})  # quotas per class
     keep = _kept(arr, keep_frac, method, opts, seed)
     e = retrain_epochs(len(train_ds), len(keep), epochs, batch_size=batch_size, budget=budget)
     acc, secs = _retrain(train_ds, test_ds, keep, epochs=e, seed=seed, model_fn=model_fn, fit_kwargs=fit_kwargs, device=device)

@@ -87,8 +87,10 @@ def test_beta_needs_dual_scores(tmp_path):
 def test_demo_quick_prints_tables(tmp_path):
     r = scoreextrap("demo", "--quick", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "Scoring cost" in r.stdout and "Spearman" in r.stdout and "Test accuracy" in r.stdout
-    for strategy in ("random", "DUAL full + beta", "DUAL 10% kNN + beta"): assert strategy in r.stdout
-    assert re.search(r"0\.3\s+0\.5\s+0\.7", r.stdout)
+    assert "Scoring cost" in r.stdout and "Spearman" in r.stdout and "Test accuracy" in r.stdout and "Paired difference to random" in r.stdout
+    for strategy in ("random", "DUAL full + beta(c_d=", "DUAL 10% kNN + beta(c_d="): assert strategy in r.stdout
+    assert re.search(r"0\.3\s+0\.5", r.stdout)
+    verdict = r.stdout.split("Verdict:")[1].splitlines()[1:5]  # one sentence per pruned strategy and keep_frac: 2 x 2
+    assert all(re.match(r"- keep 0\.[35]: DUAL .* (beats|loses to|and) random", v) for v in verdict), verdict
     assert (tmp_path / "scoreextrap_demo.png").exists()
     assert "--quick checks the mechanics only" in r.stdout  # its numbers are flagged as meaningless
