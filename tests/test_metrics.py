@@ -4,7 +4,7 @@ import numpy as np, pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
-from scoreextrap.metrics import rank_agreement, kept_overlap, extrapolation_report
+from scoreextrap.metrics import rank_agreement, kept_overlap, extrapolation_report, jaccard_chance, tail_agreement
 from scoreextrap.sampling import select_top
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
@@ -78,3 +78,44 @@ def test_report_one_keep_frac():
     t = rng.random(200); p = t + 0.3 * rng.standard_normal(200)
     A, B = set(np.argsort(-p, kind="stable")[:60]), set(np.argsort(-t, kind="stable")[:60])
     assert extrapolation_report(p, t, keep_fracs=0.3)["jaccard@0.3"] == len(A & B) / len(A | B)
+
+
+def _chance_monte_carlo(n, k, draws, rng):
+    "Mean Jaccard of `draws` pairs of independent random k-subsets of range(n)."
+    js = []
+    for _ in range(draws):
+        a, b = set(rng.choice(n, k, replace=False).tolist()), set(rng.choice(n, k, replace=False).tolist())
+        js.append(len(a & b) / len(a | b))
+    return np.mean(js), np.std(js) / np.sqrt(draws)
+
+@pytest.mark.parametrize("n,f", [(10, 0.3), (37, 0.5), (200, 0.1), (200, 0.9), (1000, 0.7)])
+def test_jaccard_chance_matches_random_sets(n, f):
+    "The exact chance level against a Monte Carlo of random subsets: within 5 standard errors of the simulated mean."
+    m, se = _chance_monte_carlo(n, int(round(f * n)), 4000, np.random.default_rng(n))
+    assert abs(jaccard_chance(f, n) - m) < 5 * se + 1e-12
+    assert abs(jaccard_chance(f, n) - f / (2 - f)) < 1 / n  # the large-n limit, within 1/n at these fractions
+
+def test_kept_overlap_with_chance_keeps_the_plain_values():
+    rng = np.random.default_rng(5)
+    a, b = rng.random(300), rng.random(300)
+    plain, both = kept_overlap(a, b), kept_overlap(a, b, chance=True)
+    assert list(plain) == list(both) and all(both[f]["jaccard"] == plain[f] for f in plain)
+    assert all(both[f]["chance"] == jaccard_chance(f, 300) for f in plain)
+    r = extrapolation_report(a, b, keep_fracs=(0.3, 0.7))
+    assert [k for k in r if "@" in k] == ["jaccard@0.3", "chance@0.3", "jaccard@0.7", "chance@0.7"]
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(10, 200), st.integers(0, 10_000), st.floats(0.05, 1.0))
+def test_tail_agreement_matches_subset_spearman_and_a_loop(n, seed, f):
+    rng = np.random.default_rng(seed)
+    t = rng.permutation(n).astype(float); p = t + rng.normal(0, n / 4, n)  # no ties in t; p continuous
+    k = int(round(f * n))
+    if k < 3:
+        with pytest.raises(ValueError): tail_agreement(p, t, f)
+        return
+    r = tail_agreement(p, t, f)
+    top_t = [i for i in range(n) if t[i] >= n - k]  # t is a permutation of 0..n-1: its top k are the values n-k..n-1
+    top_p = set(np.argsort(-p, kind="stable")[:k].tolist())
+    assert r["n_tail"] == k and r["recall_chance"] == k / n
+    assert r["recall"] == sum(i in top_p for i in top_t) / k
+    assert np.isclose(r["tail_spearman"], stats.spearmanr(p[top_t], t[top_t]).statistic)
