@@ -19,7 +19,7 @@ from fastcore.docments import docments
 from .data import DATASETS, load_dataset
 from .checks import check_array, check_bool, check_choice, check_in_file, check_int, check_keep_frac, check_number, check_out_path, check_scores
 from .core import atomic_write
-from .metrics import kept_overlap, rank_agreement
+from .metrics import jaccard_chance, kept_overlap, rank_agreement
 from .pipeline import (ScoreResult, choose_options, default_model_fn, describe_difference, full_data_runs, holdout_split, paired_difference,
                                   plot_compute, plot_pruning, pruning_experiment, score_dataset)
 from .sampling import SAMPLERS, select
@@ -234,11 +234,12 @@ def _demo_choose(fit_ds, val_ds, scores:dict, *, grid:dict, keep_frac:float, **k
 # %% ../nbs/10_cli.ipynb #4fa36f4f
 def _demo_retrain(fit_ds, test, scores:dict, chosen:dict, *, keep_fracs, seeds, retrain_epochs:int, **kw) -> tuple:
     "Stage 5: (runs of random and of each score's chosen Beta sampling, full-data runs at a quarter, half and all of `retrain_epochs`)."
+    lengths = sorted({max(1, retrain_epochs // 4), max(1, retrain_epochs // 2), retrain_epochs})
     print(f"[5/5] retraining on the kept samples: {len(keep_fracs)} keep_fracs x {len(scores) + 1} strategies x {len(seeds)} seeds, "
-          f"{retrain_epochs} epochs each; full data at {retrain_epochs // 4}, {retrain_epochs // 2} and {retrain_epochs} epochs", flush=True)
+          f"{retrain_epochs} epochs each; full data at {' and '.join(filter(None, [', '.join(map(str, lengths[:-1])), str(lengths[-1])]))} epochs", flush=True)
     runs = pruning_experiment(fit_ds, test, scores, keep_fracs=keep_fracs, methods={name: [("beta", chosen[name])] for name in scores},
                               epochs=retrain_epochs, seeds=seeds, **kw)
-    full = full_data_runs(fit_ds, test, epochs=sorted({max(1, retrain_epochs // 4), max(1, retrain_epochs // 2), retrain_epochs}), seeds=seeds[:1], **kw)
+    full = full_data_runs(fit_ds, test, epochs=lengths, seeds=seeds[:1], **kw)
     return runs, full
 
 
@@ -310,7 +311,7 @@ def print_demo(out:dict, *, plot=None):
     print("\nScoring cost (seconds) and agreement with full-data DUAL (Spearman on the samples outside the subset):")
     print(out["cost"].round(3).to_string())
     print("\nKept-set overlap, extrapolated vs full DUAL (Jaccard of the top keep_frac sets; two random sets: f/(2-f)):",
-          ", ".join(f"{f:g}: {j:.3f} (random {f / (2 - f):.3f})" for f, j in out["overlap"].items()))
+          ", ".join(f"{f:g}: {j:.3f} (random {jaccard_chance(f):.3f})" for f, j in out["overlap"].items()))
     print("\nBeta sampling's constants chosen on the validation images:", "; ".join(f"{name}: {o}" for name, o in out["chosen"].items()))
     print(f"\nTest accuracy in %, mean ± sd over {out['runs'].seed.nunique()} seeds (retraining budget: {r['epochs']} epochs at every keep_frac):")
     print(out["accuracy"].to_string())
