@@ -158,19 +158,20 @@ def run_job(a, job, fit_ds, test, model_fn):
 
 
 def retrain_phase(a, fit_ds, test, model_fn, sc):
-    log = a.logs / f"protocol_runs_part{a.part}.csv"
+    log = a.logs / f"protocol_runs_n{a.n}_part{a.part}.csv"
     done = pd.read_csv(log) if log.exists() else pd.DataFrame(columns=["job"])
+    finished = set(done.job).union(*(set(pd.read_csv(p).job) for p in a.logs.glob(f"protocol_runs_n{a.n}_part*.csv") if p != log))  # a job another part already ran
     for i, job in enumerate(retrain_jobs(a, sc)):
         key = f"{job[0]}|{job[1] if job[0] == 'full data' else ''}|{job[2]}|{job[3]}"
-        if i % a.parts != a.part or key in set(done.job): continue
+        if i % a.parts != a.part or key in finished: continue
         row = run_job(a, job, fit_ds, test, model_fn).assign(job=key)
         print(row[["strategy", "keep_frac", "seed", "epochs", "test_acc", "total_sample_epochs", "total_seconds"]].to_string(index=False, header=False), flush=True)
-        done = pd.concat([done, row], ignore_index=True)
+        done, finished = pd.concat([done, row], ignore_index=True), finished | {key}
         atomic_write(log, lambda fh: fh.write(done.to_csv(index=False).encode()))
 
 
 def report_phase(a, sc):
-    runs = pd.concat([pd.read_csv(p) for p in sorted(a.logs.glob("protocol_runs_part*.csv"))], ignore_index=True)
+    runs = pd.concat([pd.read_csv(p) for p in sorted(a.logs.glob(f"protocol_runs_n{a.n}_part*.csv"))], ignore_index=True)
     full, pruned = runs[runs.strategy == "full data"], runs[runs.strategy != "full data"].copy()
     from_full = pruned.scoring_sample_epochs.isna() & (pruned.strategy != "random")  # scores read off the full-data run's dynamics: its cost
     pruned.loc[from_full, "scoring_sample_epochs"] = sc["full"].trained_sample_epochs
@@ -194,7 +195,7 @@ def report_phase(a, sc):
     fig, ax = plt.subplots(1, 2, figsize=(15, 5.5))
     plot_pruning(pruned, ax=ax[0]); plot_compute(pruned, full, ax=ax[1])
     for x in ax: x.legend(fontsize=6)
-    fig.tight_layout(); fig.savefig(a.logs / "protocol_bench.png", dpi=110); plt.close(fig)
+    fig.tight_layout(); fig.savefig(a.logs / f"protocol_bench_n{a.n}.png", dpi=110); plt.close(fig)
     if a.quick: return
     per_seed = {str(f): {s: [float(v) for v in g.sort_values("seed").test_acc] for s, g in grp.groupby("strategy")} for f, grp in pruned.groupby("keep_frac")}
     choices = {n: chosen(a, n)["best"] for n in ("dual_full", "dual_knn", "dual_gnn", "ccs_aum")}

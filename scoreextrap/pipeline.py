@@ -173,12 +173,12 @@ def _scored(entry, dyn:Dynamics, options:dict, name:str, m:int) -> tuple:
     return _check_scorer_output(raw, name, m), side
 
 # %% ../nbs/08_pipeline.ipynb #dc69b7b5
-def _spread(ext, emb:np.ndarray, idx:np.ndarray, scores:np.ndarray, side:dict, bounds:dict, labels:np.ndarray) -> tuple:
-    "(scores [N], side outputs {name: [N]}) for every sample: one extrapolator fit on the scores and side outputs together."
+def _spread(ext, emb:np.ndarray, idx:np.ndarray, scores:np.ndarray, side:dict, entry:S.Scorer, labels:np.ndarray) -> tuple:
+    "(scores [N], side outputs {name: [N]}) for every sample: one extrapolator fit on the scores and side outputs together, clipped to `entry`'s bounds."
     targets = np.column_stack([scores, *side.values()])
     out = extrapolate(emb, idx, targets, extrapolator=ext, labels=labels if getattr(ext, "uses_labels", False) else None)
-    spread = {k: np.clip(out[:, j], *bounds.get(k, (-np.inf, np.inf))) for j, k in enumerate(side, start=1)}
-    return out[:, 0], spread
+    spread = {k: np.clip(out[:, j], *entry.side_bounds.get(k, (-np.inf, np.inf))) for j, k in enumerate(side, start=1)}
+    return np.clip(out[:, 0], *entry.bounds), spread
 
 # %% ../nbs/08_pipeline.ipynb #bdc59a74
 def score_dataset(train_ds, # training set, items (x, y); e.g. `load_dataset("fashion_mnist")`
@@ -212,7 +212,7 @@ def score_dataset(train_ds, # training set, items (x, y); e.g. `load_dataset("fa
     if subset_frac is None: clock.seconds.update(embed=0.0, extrapolate=0.0)  # nothing to embed or extrapolate
     else:
         with clock("embed"): emb = embed(model, train_ds)
-        with clock("extrapolate"): scores, side = _spread(ext, emb, idx, scores, side, entry.side_bounds, labels)
+        with clock("extrapolate"): scores, side = _spread(ext, emb, idx, scores, side, entry, labels)
     return ScoreResult(scores, idx, dyn, clock.total(), name, None if subset_frac is None else _name_of(ext),
                        {k: np.asarray(v, np.float64) for k, v in side.items()}, hist, model)
 

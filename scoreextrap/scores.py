@@ -289,6 +289,7 @@ class Scorer:
     defaults: Callable|None = None # defaults(n_epochs, options) -> options, missing ones filled in for a run of n_epochs
     side_outputs: Callable|None = None # side_outputs(dyn, options) -> {name: [N]} that samplers need (DUAL: p_mean)
     side_bounds: dict = field(default_factory=dict) # {name: (low, high)} an extrapolated side output is clipped to
+    bounds: tuple = (-np.inf, np.inf) # (low, high) the scores can take; extrapolated scores are clipped to it
 
     def _filled(self, n_epochs:int, options:dict|None) -> dict:
         "`options` with the defaults for `n_epochs` recorded epochs filled in; a ValueError for an option `fn` does not take."
@@ -327,14 +328,15 @@ def _T_and_K(n_epochs, o):
     if isinstance(T, int): o.setdefault("K", max(2, min(10, T // 2)))
     return o
 
+_NONNEG = (0.0, np.inf)  # norms, counts, entropies and standard deviations
 SCORERS = {
-    "el2n": Scorer(el2n, ("el2n",), lambda n, o: {"epoch": min(20, n) - 1, **o}),
-    "forgetting": Scorer(forgetting, ("correct",)),
+    "el2n": Scorer(el2n, ("el2n",), lambda n, o: {"epoch": min(20, n) - 1, **o}, bounds=_NONNEG),
+    "forgetting": Scorer(forgetting, ("correct",), bounds=_NONNEG),
     "aum": Scorer(aum, ("margin",)),
-    "entropy": Scorer(entropy, ("entropy",)),
-    "dynamic_uncertainty": Scorer(dynamic_uncertainty, ("p_true",), _window),
+    "entropy": Scorer(entropy, ("entropy",), bounds=_NONNEG),
+    "dynamic_uncertainty": Scorer(dynamic_uncertainty, ("p_true",), _window, bounds=_NONNEG),
     "tdds": Scorer(tdds, ("kd",), _T_and_K),
-    "dual": Scorer(dual, ("p_true",), _T_and_window, lambda d, o: {"p_mean": p_true_mean(d, T=o["T"])}, {"p_mean": (0.0, 1.0)}),
+    "dual": Scorer(dual, ("p_true",), _T_and_window, lambda d, o: {"p_mean": p_true_mean(d, T=o["T"])}, {"p_mean": (0.0, 1.0)}, _NONNEG),
 }
 
 # %% ../nbs/03_scores.ipynb #2ae4180f
@@ -344,6 +346,7 @@ def register_scorer(name:str, # the name the pipeline and the command line will 
                     defaults:Callable|None=None, # defaults(n_epochs, options) -> options
                     side_outputs:Callable|None=None, # side_outputs(dyn, options) -> {name: [N]}
                     side_bounds:dict|None=None, # {name: (low, high)} for extrapolated side outputs
+                    bounds:tuple=(-np.inf, np.inf), # (low, high) the scores can take, for extrapolated scores
                     replace:bool=False, # allow replacing an existing entry
                    ) -> Scorer:
     "Add a scorer to `SCORERS` (refusing to replace one unless asked) and return its entry."
@@ -352,5 +355,7 @@ def register_scorer(name:str, # the name the pipeline and the command line will 
     if name in SCORERS and not check_bool(replace, "replace"): raise ValueError(f"scorer {name!r} exists; pass replace=True to replace it")
     if not isinstance(fields, (tuple, list)) or not fields or any(f not in FIELDS for f in fields):
         raise ValueError(f"fields must be a non-empty tuple of Dynamics fields from {FIELDS}, got {fields!r}")
-    SCORERS[name] = Scorer(fn, tuple(fields), defaults, side_outputs, dict(side_bounds or {}))
+    low, high = check_number(bounds[0], "bounds[0]"), check_number(bounds[1], "bounds[1]")
+    if not low < high: raise ValueError(f"bounds must be (low, high) with low < high, got {bounds!r}")
+    SCORERS[name] = Scorer(fn, tuple(fields), defaults, side_outputs, dict(side_bounds or {}), (low, high))
     return SCORERS[name]
