@@ -313,6 +313,7 @@ def print_demo(out:dict, *, plot=None):
     print("\nKept-set overlap, extrapolated vs full DUAL (Jaccard of the top keep_frac sets; two random sets: f/(2-f)):",
           ", ".join(f"{f:g}: {j:.3f} (random {jaccard_chance(f):.3f})" for f, j in out["overlap"].items()))
     print("\nBeta sampling's constants chosen on the validation images:", "; ".join(f"{name}: {o}" for name, o in out["chosen"].items()))
+    for name, table in out["validation"].items(): print(f"validation accuracy of every setting, {name}:\n{table.round(4).to_string()}")
     print(f"\nTest accuracy in %, mean ± sd over {out['runs'].seed.nunique()} seeds (retraining budget: {r['epochs']} epochs at every keep_frac):")
     print(out["accuracy"].to_string())
     fd = out["full_data"].groupby("epochs").test_acc.mean()
