@@ -408,12 +408,15 @@ def choose_options(fit_ds, # the training set without its validation part (see `
                    score, # importance [N] of `fit_ds`'s samples, or a `ScoreResult` (Beta needs its p_mean)
                    *, method:str="beta", # the sampler whose options are chosen
                    grid:dict|None=None, # {option: candidate values}; default DUAL's c_D: {"c_d": (0.5, 1, 2, 4)}
+                   options:dict|None=None, # fixed options given to every setting (not chosen, not in the table), e.g. CCS's cutoff_scores
                    keep_fracs=(0.3, 0.5, 0.7), # the options must serve every one of them
                    **kwargs, # `pruning_experiment`'s options: epochs, seeds, budget, model_fn, fit_kwargs, device, progress
                   ) -> tuple:
     "(best options, validation accuracy table): retrain on what `method` keeps with every option combination in `grid`, pick the best mean over keep_fracs."
-    combos = _grid({"c_d": (0.5, 1, 2, 4)} if grid is None else grid)
-    runs = pruning_experiment(fit_ds, val_ds, {"s": score}, keep_fracs=keep_fracs, methods=[(method, c) for c in combos], random=False, **kwargs)
+    combos, fixed = _grid({"c_d": (0.5, 1, 2, 4)} if grid is None else grid), _kwargs(options, "options")
+    both = sorted(set(fixed) & set(combos[0]))
+    if both: raise ValueError(f"{', '.join(both)} is both in grid and in options; give it in one of them")
+    runs = pruning_experiment(fit_ds, val_ds, {"s": score}, keep_fracs=keep_fracs, methods=[(method, {**fixed, **c}) for c in combos], random=False, **kwargs)
     table = runs.groupby("strategy", sort=False).test_acc.mean().to_frame("mean val_acc")
     table = runs.pivot_table(index="strategy", columns="keep_frac", values="test_acc", sort=False).join(table)
     table.index = [", ".join(f"{k}={v}" for k, v in c.items()) for c in combos]
