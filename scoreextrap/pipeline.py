@@ -7,7 +7,7 @@ Docs: https://scoreextrap.github.io/scoreextrap/pipeline.html.md"""
 # %% auto #0
 __all__ = ['BUDGETS', 'n_classes_of', 'default_model_fn', 'subset_indices', 'ScoreResult', 'score_dataset', 'retrain_epochs',
            'pruning_experiment', 'plot_pruning', 'holdout_split', 'choose_options', 'paired_difference',
-           'describe_difference', 'full_data_runs', 'plot_compute']
+           'describe_difference', 'full_data_runs', 'plot_compute', 'gap_to_full_data', 'describe_gap']
 
 # %% ../nbs/08_pipeline.ipynb #ddc457fc
 import inspect, itertools, math, time
@@ -487,3 +487,28 @@ def plot_compute(runs:pd.DataFrame, # the output of `pruning_experiment`
     ax.legend(fontsize=8)
     return ax
 
+
+# %% ../nbs/08_pipeline.ipynb #a7c10002
+def gap_to_full_data(runs:pd.DataFrame, # the output of `pruning_experiment`
+                     full:pd.DataFrame, # the output of `full_data_runs`: the line of full-data training at every cost
+                     *, x:str="total_sample_epochs", # the cost: "total_sample_epochs" or "total_seconds"
+                    ) -> pd.DataFrame:
+    "Per strategy and keep_frac: mean cost and test accuracy over seeds, full-data training's accuracy at that cost and the gap (NaN outside the full-data runs' costs: `outside` says which side)."
+    x = check_choice(x, "x", ("total_sample_epochs", "total_seconds"))
+    if len(full) == 0: raise ValueError("full has no runs; pass the output of full_data_runs")
+    line = full.groupby("epochs")[[x, "test_acc"]].mean().sort_values(x)
+    g = runs.groupby(["strategy", "keep_frac"], sort=False)[[x, "test_acc"]].mean().rename(columns={x: "cost"})
+    at = np.interp(g.cost, line[x], line.test_acc, left=np.nan, right=np.nan)
+    outside = np.where(g.cost < line[x].iloc[0], "cheaper", np.where(g.cost > line[x].iloc[-1], "costlier", ""))  # than every full-data run
+    return g.assign(full_data_acc=at, gap=g.test_acc - at, outside=outside)
+
+# %% ../nbs/08_pipeline.ipynb #a7c10004
+def describe_gap(row, # one row of `gap_to_full_data` (a Series named (strategy, keep_frac))
+                 unit:str="trained sample-epochs", # the unit of its cost
+                ) -> str:
+    "One sentence on a pruned model against full-data training at the same cost, in accuracy points."
+    (strategy, keep_frac), cost = row.name, f"{row.cost:,.0f} {unit}".replace(",", " ")
+    if row.outside: return f"keep {keep_frac:g}: {strategy} ({cost}) is {row.outside} than every full-data run; no comparison"
+    side = "above" if row.gap > 0 else "below" if row.gap < 0 else "on"
+    return (f"keep {keep_frac:g}: {strategy} is {abs(100 * row.gap):.2f} points {side} full-data training at the same cost "
+            f"({100 * row.test_acc:.2f}% vs {100 * row.full_data_acc:.2f}% at {cost})")

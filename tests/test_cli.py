@@ -92,5 +92,7 @@ def test_demo_quick_prints_tables(tmp_path):
     assert re.search(r"0\.3\s+0\.5", r.stdout)
     verdict = r.stdout.split("Verdict:")[1].splitlines()[1:5]  # one sentence per pruned strategy and keep_frac: 2 x 2
     assert all(re.match(r"- keep 0\.[35]: DUAL .* (beats|loses to|and) random", v) for v in verdict), verdict
+    by_cost = r.stdout.split("Against full-data training at the same total cost")[1].splitlines()[1:7]  # 3 strategies x 2 keep_fracs
+    assert all(re.match(r"- keep 0\.[35]: .* (points (above|below|on) full-data training|than every full-data run; no comparison)", v) for v in by_cost), by_cost
     assert (tmp_path / "scoreextrap_demo.png").exists()
     assert "--quick checks the mechanics only" in r.stdout  # its numbers are flagged as meaningless
