@@ -29,8 +29,8 @@ import torch
 
 from scoreextrap.cli import cli_dataset
 from scoreextrap.core import atomic_write
-from scoreextrap.pipeline import (choose_options, default_model_fn, describe_difference, full_data_runs, holdout_split, paired_difference,
-                                  plot_compute, plot_pruning, pruning_experiment, score_dataset)
+from scoreextrap.pipeline import (choose_options, default_model_fn, describe_difference, describe_gap, full_data_runs, gap_to_full_data, holdout_split,
+                                  paired_difference, plot_compute, plot_pruning, pruning_experiment, score_dataset)
 from scoreextrap.sampling import select_ccs
 from scoreextrap import scores as S
 
@@ -100,21 +100,19 @@ def ccs_capped(scores, keep_frac, *, seed, hard_cutoff, cutoff_scores):
 
 
 def choose_jobs(a, sc):
-    "(name, score, sampler, grid) for every constant chosen on the validation part."
-    jobs = [(f"dual_{src}", sc[src], "beta", {"c_d": tuple(a.c_d)}) for src in ("full", "knn", "gnn")]
-    jobs.append(("ccs_aum", sc["other"]["aum"], ccs_capped, {"hard_cutoff": tuple(a.hard_cutoff), "cutoff_scores": (sc["other"]["aum"],)}))
+    "(name, score, sampler, grid, fixed options) for every constant chosen on the validation part."
+    jobs = [(f"dual_{src}", sc[src], "beta", {"c_d": tuple(a.c_d)}, None) for src in ("full", "knn", "gnn")]
+    jobs.append(("ccs_aum", sc["other"]["aum"], ccs_capped, {"hard_cutoff": tuple(a.hard_cutoff)}, {"cutoff_scores": sc["other"]["aum"]}))
     return jobs
 
 
 def choose_phase(a, fit_ds, val_ds, model_fn, sc):
-    for i, (name, score, method, grid) in enumerate(choose_jobs(a, sc)):
+    for i, (name, score, method, grid, options) in enumerate(choose_jobs(a, sc)):
         out = a.cache / f"choose_{name}.pkl"
         if i % a.parts != a.part or out.exists(): continue
         t0 = time.perf_counter()
-        best, table = choose_options(fit_ds, val_ds, score, method=method, grid=grid, keep_fracs=tuple(a.choose_at), epochs=a.retrain_epochs,
-                                     seeds=(0,), model_fn=model_fn, progress=False)
-        best = {k: v for k, v in best.items() if k != "cutoff_scores"}
-        table.index = [i_.split(", cutoff_scores")[0] for i_ in table.index]
+        best, table = choose_options(fit_ds, val_ds, score, method=method, grid=grid, options=options, keep_fracs=tuple(a.choose_at),
+                                     epochs=a.retrain_epochs, seeds=(0,), model_fn=model_fn, progress=False)
         print(f"{name}: chose {best} in {time.perf_counter() - t0:.0f} s\n{table.round(4).to_string()}", flush=True)
         atomic_write(out, lambda f: f.write(pickle.dumps(dict(best=best, table=table))))
 
@@ -191,6 +189,9 @@ def report_phase(a, sc):
     print("\nfull data (learning curve; seed 0 only except at the retraining budget):\n" + (100 * curve["mean"]).round(2).to_string())
     cost = pruned.groupby(["strategy", "keep_frac"])[["total_sample_epochs", "total_seconds"]].mean().unstack("keep_frac").reindex(order)
     print("\ntotal cost of a model (scoring run + retraining), trained sample-epochs:\n" + cost["total_sample_epochs"].round(0).to_string())
+    gap = gap_to_full_data(pruned, full)
+    print("\nagainst full-data training at the same total cost (full data on seed 0, 3 seeds at the retraining budget):\n"
+          + "\n".join(describe_gap(r) for _, r in gap.reindex(order, level="strategy").iterrows()))
     import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
     fig, ax = plt.subplots(1, 2, figsize=(15, 5.5))
     plot_pruning(pruned, ax=ax[0]); plot_compute(pruned, full, ax=ax[1])
@@ -208,7 +209,7 @@ def report_phase(a, sc):
                                               f"held-out {a.val_frac:.0%} of the training images", c_d_grid=a.c_d, hard_cutoff_grid=a.hard_cutoff),
                                learning_curve={int(e): float(v) for e, v in curve["mean"].items()},
                                machine=f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}", date=str(date.today()))
-    results["acc"] = dict(per_seed=per_seed, paired_difference_to_random={f"{s} @ {f}": dict(mean=float(r.mean_diff), ci_low=float(r.ci_low),
+    results["acc"] = dict(per_seed=per_seed, gap_to_full_data={f"{s} @ {f}": None if r.outside else float(r.gap) for (s, f), r in gap.iterrows()}, paired_difference_to_random={f"{s} @ {f}": dict(mean=float(r.mean_diff), ci_low=float(r.ci_low),
                           ci_high=float(r.ci_high), n_seeds=int(r.n_seeds)) for (s, f), r in diff.iterrows()})
     atomic_write(HERE / "results.json", lambda f: f.write((json.dumps(results, indent=2) + "\n").encode()))
 
