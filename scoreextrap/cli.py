@@ -298,8 +298,7 @@ def demo(*, n:int|None=10_000, # training images: the first n (None: all 60 000)
     chosen, val_tables = _demo_choose(fit_ds, val_ds, scores, grid=grid or DEMO_GRID, keep_frac=min(keep_fracs), epochs=retrain_epochs, seeds=seeds[:1], **rkw)
     runs, full_runs = _demo_retrain(fit_ds, test, scores, chosen, keep_fracs=keep_fracs, seeds=seeds, retrain_epochs=retrain_epochs, **rkw)
     if plot is not None: _save_plot(runs, full_runs, plot)
-    acc, diff, verdicts = _demo_summary(runs)
-    gap = gap_to_full_data(runs, full_runs)
+    (acc, diff, verdicts), gap = _demo_summary(runs), gap_to_full_data(runs, full_runs)
     return dict(cost=cost, agreement=agree, overlap=overlap, chosen=chosen, validation=val_tables, accuracy=acc, difference=diff,
                 verdicts=verdicts, gap=gap, cost_verdicts=[describe_gap(row) for _, row in gap.iterrows()], runs=runs, full_data=full_runs,
                 seconds=time.perf_counter() - t_start)
@@ -322,9 +321,8 @@ def print_demo(out:dict, *, plot=None):
     print("Full data, one seed:", ", ".join(f"{e} epochs {100 * a:.2f}" for e, a in fd.items()))
     print("\nPaired difference to random (same seed, same budget), accuracy points, 95% t interval:")
     print((100 * out["difference"][["mean_diff", "ci_low", "ci_high"]]).round(2).join(out["difference"].n_seeds).to_string())
-    print("\nVerdict:\n" + "\n".join(f"- {v}" for v in out["verdicts"]))
-    print("\nAgainst full-data training at the same total cost (scoring run + retraining; full data on one seed, read off the line "
-          "through its runs):\n" + "\n".join(f"- {v}" for v in out["cost_verdicts"]))
+    print("\nVerdict:\n" + "\n".join(f"- {v}" for v in out["verdicts"]) + "\n\nAgainst full-data training at the same total cost (scoring run + "
+          "retraining; full data on one seed, read off the line through its runs):\n" + "\n".join(f"- {v}" for v in out["cost_verdicts"]))
     if plot is not None: print(f"\nplots saved to {plot}")
     print(f"total time: {out['seconds']:.0f} s")
 
