@@ -190,7 +190,7 @@ def report_phase(a, sc):
     cost = pruned.groupby(["strategy", "keep_frac"])[["total_sample_epochs", "total_seconds"]].mean().unstack("keep_frac").reindex(order)
     print("\ntotal cost of a model (scoring run + retraining), trained sample-epochs:\n" + cost["total_sample_epochs"].round(0).to_string())
     gap = gap_to_full_data(pruned, full)
-    print("\nagainst full-data training at the same total cost (full data on seed 0, 3 seeds at the retraining budget):\n"
+    print(f"\nagainst full-data training at the same total cost (full data on seed 0, {a.seeds} seeds at the retraining budget):\n"
           + "\n".join(describe_gap(r) for _, r in gap.reindex(order, level="strategy").iterrows()))
     import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
     fig, ax = plt.subplots(1, 2, figsize=(15, 5.5))
@@ -209,7 +209,8 @@ def report_phase(a, sc):
                                               f"held-out {a.val_frac:.0%} of the training images", c_d_grid=a.c_d, hard_cutoff_grid=a.hard_cutoff),
                                learning_curve={int(e): float(v) for e, v in curve["mean"].items()},
                                machine=f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}", date=str(date.today()))
-    results["acc"] = dict(per_seed=per_seed, gap_to_full_data={f"{s} @ {f}": None if r.outside else float(r.gap) for (s, f), r in gap.iterrows()}, paired_difference_to_random={f"{s} @ {f}": dict(mean=float(r.mean_diff), ci_low=float(r.ci_low),
+    results["acc"] = dict(per_seed=per_seed, gap_to_full_data={f"{s} @ {f}": None if r.outside else float(r.gap) for (s, f), r in gap.iterrows()},
+                          paired_difference_to_random={f"{s} @ {f}": dict(mean=float(r.mean_diff), ci_low=float(r.ci_low),
                           ci_high=float(r.ci_high), n_seeds=int(r.n_seeds)) for (s, f), r in diff.iterrows()})
     atomic_write(HERE / "results.json", lambda f: f.write((json.dumps(results, indent=2) + "\n").encode()))
 

@@ -20,8 +20,9 @@ from .data import DATASETS, load_dataset
 from .checks import check_array, check_bool, check_choice, check_in_file, check_int, check_keep_frac, check_number, check_out_path, check_scores
 from .core import atomic_write
 from .metrics import jaccard_chance, kept_overlap, rank_agreement
-from .pipeline import (ScoreResult, choose_options, default_model_fn, describe_difference, describe_gap, gap_to_full_data, full_data_runs, holdout_split, paired_difference,
-                                  plot_compute, plot_pruning, pruning_experiment, score_dataset)
+from .pipeline import (ScoreResult, choose_options, default_model_fn, describe_difference, describe_gap, gap_to_full_data,
+                                  full_data_runs, holdout_split, paired_difference, plot_compute, plot_pruning, pruning_experiment,
+                                  score_dataset)
 from .sampling import SAMPLERS, select
 from .extrapolate import EXTRAPOLATORS
 from .scores import SCORERS
