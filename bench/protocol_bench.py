@@ -158,7 +158,8 @@ def run_job(a, job, fit_ds, test, model_fn):
 def retrain_phase(a, fit_ds, test, model_fn, sc):
     log = a.logs / f"protocol_runs_n{a.n}_part{a.part}.csv"
     done = pd.read_csv(log) if log.exists() else pd.DataFrame(columns=["job"])
-    finished = set(done.job).union(*(set(pd.read_csv(p).job) for p in a.logs.glob(f"protocol_runs_n{a.n}_part*.csv") if p != log))  # a job another part already ran
+    others = [p for p in a.logs.glob(f"protocol_runs_n{a.n}_part*.csv") if p != log]
+    finished = set(done.job).union(*(set(pd.read_csv(p).job) for p in others))  # a job another part already ran is not repeated
     for i, job in enumerate(retrain_jobs(a, sc)):
         key = f"{job[0]}|{job[1] if job[0] == 'full data' else ''}|{job[2]}|{job[3]}"
         if i % a.parts != a.part or key in finished: continue
