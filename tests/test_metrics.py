@@ -4,7 +4,7 @@ import numpy as np, pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
-from scoreextrap.metrics import rank_agreement, kept_overlap, extrapolation_report, jaccard_chance, tail_agreement
+from scoreextrap.metrics import rank_agreement, kept_overlap, extrapolation_report, jaccard_chance, tail_agreement, noise_auroc, noise_share
 from scoreextrap.sampling import select_top
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
@@ -119,3 +119,27 @@ def test_tail_agreement_matches_subset_spearman_and_a_loop(n, seed, f):
     assert r["n_tail"] == k and r["recall_chance"] == k / n
     assert r["recall"] == sum(i in top_p for i in top_t) / k
     assert np.isclose(r["tail_spearman"], stats.spearmanr(p[top_t], t[top_t]).statistic)
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(2, 40), st.integers(0, 10_000))
+def test_noise_auroc_counts_pairs(n, seed):
+    "AUROC = share of (noisy, clean) pairs the noisy sample wins, ties half; reversing the score gives 1 - AUROC."
+    rng = np.random.default_rng(seed)
+    s, m = rng.integers(0, 4, n).astype(float), rng.random(n) < 0.4  # few values: ties are common
+    m[0], m[1] = True, False
+    wins = sum((a > b) + 0.5 * (a == b) for a in s[m] for b in s[~m])
+    assert np.isclose(noise_auroc(s, m), wins / (m.sum() * (~m).sum()))
+    assert np.isclose(noise_auroc(-s, m), 1 - noise_auroc(s, m))
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(2, 60), st.integers(0, 10_000))
+def test_noise_share_counts(n, seed):
+    "The noisy share and the noisy fraction kept, counted with Python sets."
+    rng = np.random.default_rng(seed)
+    m = rng.random(n) < 0.3; m[0] = True
+    kept = rng.choice(n, rng.integers(1, n + 1), replace=False)
+    noisy = {i for i in range(n) if m[i]}
+    r = noise_share(kept, m)
+    assert r["share"] == len(noisy & set(kept.tolist())) / len(kept)
+    assert r["noisy_kept"] == len(noisy & set(kept.tolist())) / len(noisy)
+    assert r["share_random"] == len(noisy) / n and r["noisy_kept_random"] == len(kept) / n
