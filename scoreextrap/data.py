@@ -209,17 +209,35 @@ def load_dataset(name:str, # one of `DATASETS`
     return TensorImageDataset(imgs, y, mean=mean, std=std, classes=classes)
 
 # %% ../nbs/00_data.ipynb #0888c9b8
+def _pair_flips(y:torch.Tensor, frac:float, pairs, num_classes:int, g:torch.Generator) -> tuple:
+    "(indices to flip, their new labels): `round(frac * n_c)` random samples of each source class c of `pairs`, sent to pairs[c]."
+    if isinstance(pairs, str) and pairs == "next": pairs = {c: (c + 1) % num_classes for c in range(num_classes)}
+    if not isinstance(pairs, dict) or not pairs:
+        raise ValueError(f"pairs must be None (symmetric noise), 'next' (class c -> c + 1) or a dict source class -> target class, got {pairs!r}")
+    pairs = {check_int(s, "pairs' source class", low=0, high=num_classes - 1): check_int(t, "pairs' target class", low=0, high=num_classes - 1)
+             for s, t in pairs.items()}
+    if any(s == t for s, t in pairs.items()): raise ValueError(f"pairs must send every class to a different class, got {pairs}")
+    idx, new = [], []
+    for s, t in pairs.items():
+        members = (y == s).nonzero().flatten()
+        idx.append(members[torch.randperm(len(members), generator=g)[:round(frac * len(members))]]); new.append(torch.full_like(idx[-1], t))
+    return torch.cat(idx), torch.cat(new)
+
+# %% ../nbs/00_data.ipynb #e27dafc3
 def add_label_noise(targets, # integer class labels [N]
-                    frac:float, # fraction of samples whose label is changed, in [0, 1]
+                    frac:float, # fraction of samples whose label is changed, in [0, 1] (with `pairs`: of each source class)
                     num_classes:int, # number of classes
-                    *, seed:int=0):
-    "Flip exactly `round(frac*N)` labels to a different class chosen uniformly; return (noisy targets, flipped mask) like `targets`."
+                    *, pairs=None, # None: symmetric noise; "next": class c -> c + 1 (mod C); or a dict source class -> target class
+                    seed:int=0):
+    "Flip `round(frac*N)` labels to a uniformly chosen other class, or a `frac` of each source class of `pairs` to its target; return (noisy, mask)."
     frac = check_number(frac, "frac", low=0, high=1)
     num_classes, seed = check_int(num_classes, "num_classes", low=2), check_int(seed, "seed", low=0)
     y = torch.from_numpy(check_labels(targets, "targets", n_classes=num_classes))
     g = torch.Generator().manual_seed(seed)
-    flip = torch.randperm(len(y), generator=g)[:round(frac * len(y))]
-    noisy = y.clone()
-    noisy[flip] = (y[flip] + torch.randint(1, num_classes, (len(flip),), generator=g)) % num_classes
+    if pairs is None:
+        flip = torch.randperm(len(y), generator=g)[:round(frac * len(y))]
+        new = (y[flip] + torch.randint(1, num_classes, (len(flip),), generator=g)) % num_classes
+    else: flip, new = _pair_flips(y, frac, pairs, num_classes, g)
+    noisy = y.clone(); noisy[flip] = new
     mask = torch.zeros(len(y), dtype=torch.bool); mask[flip] = True
     return (noisy, mask) if torch.is_tensor(targets) else (noisy.numpy(), mask.numpy())
