@@ -9,16 +9,20 @@ __all__ = ['SCORES_FORMAT', 'DEMO_GRID', 'DEMO_SIZES', 'cli_dataset', 'save_scor
            'demo', 'print_demo', 'demo_cmd', 'main']
 
 # %% ../nbs/10_cli.ipynb #db47f584
-import argparse, inspect, math, sys, time
+import argparse, inspect, math, os, sys, time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+import torch.distributed as dist
 from fastcore.docments import docments
 
 from .data import DATASETS, load_dataset
 from .checks import check_array, check_bool, check_choice, check_in_file, check_int, check_keep_frac, check_number, check_out_path, check_scores
 from .core import atomic_write
+from .dynamics import _world
 from .metrics import jaccard_chance, kept_overlap, rank_agreement
 from .pipeline import (ScoreResult, choose_options, default_model_fn, describe_difference, describe_gap, gap_to_full_data,
                                   full_data_runs, holdout_split, paired_difference, plot_compute, plot_pruning, pruning_experiment,
@@ -42,9 +46,12 @@ def cli_dataset(name:str, # a name in `DATASETS`
 
 # %% ../nbs/10_cli.ipynb #c139d71a
 def _write(path, write, flag:str="--out"):
-    "`atomic_write(path, write)`; an OSError (disk full, no permission) names `flag` and the file, and the old file stays."
-    try: atomic_write(path, write)
-    except OSError as e: raise OSError(e.errno, f"cannot write {flag} {str(path)!r}: {e.strerror or e}; the previous file, if any, is unchanged") from e
+    "`atomic_write(path, write)`; an OSError (disk full, no permission) names `flag` and the file, and the old file stays. Under torchrun, rank 0 writes and all wait."
+    rank, world = _world()
+    if rank == 0:
+        try: atomic_write(path, write)
+        except OSError as e: raise OSError(e.errno, f"cannot write {flag} {str(path)!r}: {e.strerror or e}; the previous file, if any, is unchanged") from e
+    if world > 1: dist.barrier()
 
 # %% ../nbs/10_cli.ipynb #4f647593
 SCORES_FORMAT = 1
@@ -437,13 +444,28 @@ def _report(command:str, result, options:dict):
     elif command == "prune":
         print(f"wrote {options['out']}: {len(result)} sorted indices to keep (keep_frac {options['keep_frac']:g}, method {options['method']})")
 
+# %% ../nbs/10_cli.ipynb #a4a48d59
+@contextmanager
+def _torchrun_group():
+    "A torch.distributed process group for the command when torchrun started it (nccl on CUDA, else gloo); nothing otherwise."
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1 or dist.is_initialized():
+        yield
+        return
+    if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    try: yield
+    finally: dist.destroy_process_group()
+
 # %% ../nbs/10_cli.ipynb #6e766dc8
 def main(argv=None) -> int:
-    "Entry point of the `scoreextrap` command; returns the exit status."
+    "Entry point of the `scoreextrap` command (also under torchrun); returns the exit status."
     try: args = _parser().parse_args(argv)
     except SystemExit as e: return e.code if isinstance(e.code, int) else 2  # --help (0) or a usage error (2)
     options = {k: v for k, v in vars(args).items() if k != "command"}
-    try: _report(args.command, _COMMANDS[args.command][0](**options), options)
+    try:
+        with _torchrun_group():
+            result = _COMMANDS[args.command][0](**options)
+            if _world()[0] == 0: _report(args.command, result, options)
     except (ValueError, OSError, RuntimeError) as e:  # OSError: a missing file, a full disk, no permission
         print(f"scoreextrap: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ import warnings, zipfile, zlib
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from fastcore.basics import patch
@@ -200,14 +201,35 @@ def update(self:DynamicsRecorder,
     for k, v in per_sample_dynamics(logits, targets, prev_probs=prev).items(): self._cur[k][idx] = v
     self._seen.index_add_(0, idx, torch.ones_like(idx, dtype=torch.int32))
 
+# %% ../nbs/02_dynamics.ipynb #0e23fb90
+def _world() -> tuple:
+    "(rank, world size) of torch.distributed's default process group when it is initialised, else (0, 1)."
+    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+@patch
+def _combine_ranks(self:DynamicsRecorder) -> int:
+    "Give every rank the epoch's values of all ranks, each sample's from the lowest rank that saw it; the number of repeats padding explains (world size - 1)."
+    rank, world = _world()
+    if world == 1: return 0
+    owner = torch.where(self._seen > 0, rank, world)
+    dist.all_reduce(owner, op=dist.ReduceOp.MIN)
+    values = torch.cat([torch.stack([self._cur[k] for k in FIELDS], 1), self._cur["probs"]], 1)  # [N, fields + classes]
+    values = torch.where((owner == rank)[:, None], values, 0.0)  # zero, not NaN, where another rank (or none) holds the value
+    dist.all_reduce(values); dist.all_reduce(self._seen)
+    values[owner == world] = float("nan")  # seen by no rank
+    self._cur = {k: values[:, j] for j, k in enumerate(FIELDS)} | {"probs": values[:, len(FIELDS):]}
+    return world - 1
+
 # %% ../nbs/02_dynamics.ipynb #37463392
 @patch
 def end_epoch(self:DynamicsRecorder):
-    "Close the epoch: warn about samples seen twice or never, and move the epoch's values to the CPU (NaN for unseen samples, `correct` included)."
+    "Close the epoch: combine the ranks under torch.distributed, warn about samples seen twice or never, and move the epoch's values to the CPU (NaN for unseen samples, `correct` included)."
     if self._cur is None: raise RuntimeError("end_epoch() called before any update() in this epoch")
+    padding = self._combine_ranks()
     missed, repeated = (self._seen == 0).sum().item(), (self._seen > 1).sum().item()
     if missed: warnings.warn(f"epoch {self.n_epochs}: {missed} of {self.n_samples} samples were never seen; all their values, `correct` included, are NaN")
-    if repeated: warnings.warn(f"epoch {self.n_epochs}: {repeated} samples were seen more than once; the last value was kept")
+    if repeated > padding: warnings.warn(f"epoch {self.n_epochs}: {repeated} samples were seen more than once; one value was kept (the last, on the lowest rank that saw it)")
     for k in self.columns: self.columns[k].append(self._cur[k].cpu().numpy().astype(self.dtype))  # `correct`: 1.0 / 0.0 / NaN
     self._prev_probs, self._cur = self._cur["probs"], None
 

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
 from .checks import check_bool, check_choice, check_int, check_number
 from .core import atomic_write, progress_bar
 from .data import IndexedDataset, make_loader
-from .dynamics import DynamicsRecorder
+from .dynamics import DynamicsRecorder, _world
 from .models import default_device, eval_batches
 
 # %% ../nbs/02a_train.ipynb #af49e02a
@@ -148,6 +150,7 @@ class _Run:
     augment: object # a batched callable or None
     device: torch.device
     config: dict # the settings a checkpoint must match
+    net: nn.Module|None = None # what trains: the DistributedDataParallel wrapper of `model` under torch.distributed
 
 # %% ../nbs/02a_train.ipynb #ec7d9aed
 def _resume(run:_Run, ckpt:Path) -> list:
@@ -162,13 +165,33 @@ def _resume(run:_Run, ckpt:Path) -> list:
     if run.recorder is not None: run.recorder.load_state_dict(st["recorder"])
     return history
 
+# %% ../nbs/02a_train.ipynb #7d51c6db
 def _save_checkpoint(run:_Run, ckpt:Path, history:list):
-    "Write the run's state after an epoch, atomically: an interrupted save leaves the previous checkpoint."
-    state = dict(config=json.dumps(run.config), history=json.dumps(history), model=run.model.state_dict(), optimizer=run.opt.state_dict(),
-                 schedule=run.sched.state_dict() if run.sched is not None else {},
-                 recorder=run.recorder.state_dict() if run.recorder is not None else {})
-    ckpt.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(ckpt, lambda f: torch.save(state, f))
+    "Write the run's state after an epoch, atomically: an interrupted save leaves the previous checkpoint. Under torch.distributed, rank 0 writes and every rank waits for it."
+    rank, world = _world()
+    if rank == 0:
+        state = dict(config=json.dumps(run.config), history=json.dumps(history), model=run.model.state_dict(), optimizer=run.opt.state_dict(),
+                     schedule=run.sched.state_dict() if run.sched is not None else {},
+                     recorder=run.recorder.state_dict() if run.recorder is not None else {})
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(ckpt, lambda f: torch.save(state, f))
+    if world > 1: dist.barrier()
+
+# %% ../nbs/02a_train.ipynb #85c51339
+def _epoch_loader(ds:IndexedDataset, *, batch_size:int, seed:int, num_workers:int):
+    "The shuffled loader of one epoch, a function of `seed`; under torch.distributed, this rank's padded share of it."
+    rank, world = _world()
+    if world == 1: return make_loader(ds, batch_size=batch_size, shuffle=True, seed=seed, num_workers=num_workers)
+    sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+    if ds.batched: return DataLoader(ds, sampler=BatchSampler(sampler, batch_size, False), batch_size=None, num_workers=num_workers)
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
+
+def _sum_over_ranks(*values, device) -> list:
+    "The numbers `values` summed over the ranks of torch.distributed (unchanged in a single process)."
+    if _world()[1] == 1: return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
 
 # %% ../nbs/02a_train.ipynb #efdf3d99
 def _train_batches(run:_Run, loader, progress, desc:str) -> tuple:
@@ -177,7 +200,7 @@ def _train_batches(run:_Run, loader, progress, desc:str) -> tuple:
     for x, y, idx in progress_bar(loader, progress, desc=desc, leave=False):
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
         if run.augment is not None: x = run.augment(x)
-        loss, logits, targets = _run_step(run.step, run.model, x, y, idx)
+        loss, logits, targets = _run_step(run.step, run.model if run.net is None else run.net, x, y, idx)
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         run.opt.step()
@@ -190,13 +213,15 @@ def _train_batches(run:_Run, loader, progress, desc:str) -> tuple:
 def _fit_epoch(run:_Run, ds:IndexedDataset, epoch:int, *, test_ds, num_workers:int, progress) -> dict:
     "Train one epoch, seeded by the run's seed and `epoch`; its row of history."
     epoch_seed = run.config["seed"] * 100_003 + epoch
-    torch.manual_seed(epoch_seed)  # dropout and augmentation
+    rank, world = _world()
+    torch.manual_seed(epoch_seed + rank)  # dropout and augmentation, different on every rank
     run.model.train()
     t0 = time.perf_counter()
-    loader = make_loader(ds, batch_size=run.config["batch_size"], shuffle=True, seed=epoch_seed, num_workers=num_workers)
-    loss_sum, n_correct = _train_batches(run, loader, progress, f"epoch {epoch}")
+    loader = _epoch_loader(ds, batch_size=run.config["batch_size"], seed=epoch_seed, num_workers=num_workers)
+    loss_sum, n_correct = _sum_over_ranks(*_train_batches(run, loader, progress, f"epoch {epoch}"), device=run.device)
+    n = world * math.ceil(len(ds) / world)  # DistributedSampler pads every rank's share to the same length
     if run.recorder is not None: run.recorder.end_epoch()
-    row = dict(epoch=epoch, train_loss=loss_sum / len(ds), train_acc=n_correct / len(ds), lr=run.opt.param_groups[0]["lr"],
+    row = dict(epoch=epoch, train_loss=loss_sum / n, train_acc=n_correct / n, lr=run.opt.param_groups[0]["lr"],
                seconds=time.perf_counter() - t0)
     if test_ds is not None: row.update({f"test_{k}": v for k, v in evaluate(run.model, test_ds, device=run.device).items()})
     return row
@@ -235,6 +260,17 @@ def _fit_options(ds, *, epochs, schedule_epochs, batch_size, seed, num_workers, 
     o["ckpt"] = None if checkpoint_dir is None else _checkpoint_file(checkpoint_dir)
     return o
 
+# %% ../nbs/02a_train.ipynb #8f5d2438
+def _distributed(model:nn.Module, device:torch.device) -> nn.Module|None:
+    "`model` wrapped in DistributedDataParallel when torch.distributed runs with several processes, else None."
+    if _world()[1] == 1: return None
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+def _world_config() -> dict:
+    "The number of processes, for a checkpoint's settings, when there are several (a share's steps depend on it)."
+    world = _world()[1]
+    return {} if world == 1 else dict(world_size=world)
+
 # %% ../nbs/02a_train.ipynb #3261fa02
 def fit(model:nn.Module, # the model to train (moved to `device`)
         train_ds, # items (x, y) or (x, y, idx); wrapped in `IndexedDataset` if needed
@@ -256,17 +292,17 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
         num_workers:int=0, # DataLoader worker processes
         progress:bool|None=None, # progress bars (see `scoreextrap.core.progress_bar`)
        ) -> pd.DataFrame:
-    "Train `model` on `train_ds`, optionally recording dynamics and checkpointing; return one row of history per epoch."
+    "Train `model` on `train_ds`, optionally recording dynamics and checkpointing; return one row of history per epoch. Under torchrun: DistributedDataParallel, one share of each epoch per process."
     ds = train_ds if isinstance(train_ds, IndexedDataset) else IndexedDataset(train_ds)
     o = _fit_options(ds, epochs=epochs, schedule_epochs=schedule_epochs, batch_size=batch_size, seed=seed, num_workers=num_workers,
                      recorder=recorder, augment=augment, step=step, checkpoint_dir=checkpoint_dir, progress=progress)
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
     opt = make_optimizer(model, optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    sched = make_schedule(opt, schedule=schedule, total_steps=o["schedule_epochs"] * len(make_loader(ds, batch_size=o["batch_size"])))
+    sched = make_schedule(opt, schedule=schedule, total_steps=o["schedule_epochs"] * len(_epoch_loader(ds, batch_size=o["batch_size"], seed=0, num_workers=0)))
     config = dict(n_samples=len(ds), epochs=o["epochs"], batch_size=o["batch_size"], lr=opt.defaults["lr"], optimizer=optimizer,
-                  schedule=str(schedule), schedule_epochs=o["schedule_epochs"], seed=o["seed"])
-    run = _Run(model, opt, sched, o["step"], recorder, augment, device, config)
+                  schedule=str(schedule), schedule_epochs=o["schedule_epochs"], seed=o["seed"]) | _world_config()
+    run = _Run(model, opt, sched, o["step"], recorder, augment, device, config, _distributed(model, device))
     history = [] if o["ckpt"] is None else _resume(run, o["ckpt"])
     bar = progress_bar(range(len(history), o["epochs"]), progress, desc="epochs", initial=len(history), total=o["epochs"])
     for epoch in bar:
