@@ -10,7 +10,7 @@ __all__ = ['BUDGETS', 'n_classes_of', 'default_model_fn', 'subset_indices', 'Sco
            'describe_difference', 'full_data_runs', 'plot_compute', 'gap_to_full_data', 'describe_gap']
 
 # %% ../nbs/08_pipeline.ipynb #ddc457fc
-import inspect, itertools, math, time
+import inspect, itertools, math, numbers, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -302,26 +302,33 @@ def _as_list(v, name:str, example:str) -> list:
     if not items: raise ValueError(f"{name} is empty; pass at least one value, e.g. {example}")
     return [x.item() if isinstance(x, np.generic) else x for x in items]
 
-def _retrain(train_ds, test_ds, keep:np.ndarray, *, epochs:int, seed:int, model_fn, fit_kwargs:dict, device) -> tuple:
-    "(test accuracy, training seconds) of a fresh model trained on the samples `keep` of `train_ds`."
+def _retrain(train_ds, test_ds, keep:np.ndarray, *, epochs:int, seed:int, model_fn, fit_kwargs:dict, device, evaluate_fn=None) -> tuple:
+    "(test metrics, training seconds) of a fresh model trained on the samples `keep` of `train_ds`: {'acc': ...}, or what `evaluate_fn` returns."
     torch.manual_seed(seed)
     model = model_fn()
     t0 = time.perf_counter()
     fit(model, _subset(train_ds, keep), epochs, seed=seed, device=device, progress=False, **fit_kwargs)
     seconds = time.perf_counter() - t0
-    return evaluate(model, test_ds)["acc"], seconds
+    if evaluate_fn is None: return {"acc": evaluate(model, test_ds)["acc"]}, seconds
+    return _check_metrics(evaluate_fn(model, test_ds)), seconds
+
+def _check_metrics(m) -> dict:
+    "What an `evaluate_fn` returned, if it is a dict of numbers holding `acc`; else a ValueError."
+    if not isinstance(m, dict) or "acc" not in m or not all(isinstance(v, numbers.Real) for v in m.values()):
+        raise ValueError(f"evaluate_fn must return a dict of numbers with the key 'acc' (e.g. robust_accuracy's), got {m!r}")
+    return m
 
 # %% ../nbs/08_pipeline.ipynb #8b96f262
 def _pruning_run(train_ds, test_ds, strategy:tuple, keep_frac:float, seed:int, *, epochs:int, budget:str, batch_size:int, labels:np.ndarray,
-                 model_fn, fit_kwargs:dict, device) -> dict:
+                 model_fn, fit_kwargs:dict, device, evaluate_fn=None) -> dict:
     "The results row of one run: the samples `strategy` (a tuple of `_strategies`) keeps at `keep_frac`, retrained under `budget` and tested."
     label, name, method, arr, opts, (score_se, score_s) = strategy
     opts = {k: v for k, v in opts.items() if k != "class_balanced"} | ({"labels": labels} if opts.get("class_balanced") else {})  # quotas per class
     keep = _kept(arr, keep_frac, method, opts, seed)
     e = retrain_epochs(len(train_ds), len(keep), epochs, batch_size=batch_size, budget=budget)
-    acc, secs = _retrain(train_ds, test_ds, keep, epochs=e, seed=seed, model_fn=model_fn, fit_kwargs=fit_kwargs, device=device)
+    metrics, secs = _retrain(train_ds, test_ds, keep, epochs=e, seed=seed, model_fn=model_fn, fit_kwargs=fit_kwargs, evaluate_fn=evaluate_fn, device=device)
     return dict(strategy=label, score=name, method=_method_name(method), keep_frac=keep_frac, seed=seed, n_kept=len(keep), epochs=e,
-                iterations=e * math.ceil(len(keep) / batch_size), test_acc=acc, train_seconds=secs, kept_classes=len(np.unique(labels[keep])),
+                iterations=e * math.ceil(len(keep) / batch_size), **{f"test_{k}": v for k, v in metrics.items()}, train_seconds=secs, kept_classes=len(np.unique(labels[keep])),
                 scoring_sample_epochs=score_se, scoring_seconds=score_s, total_sample_epochs=score_se + len(keep) * e, total_seconds=score_s + secs)
 
 
@@ -336,7 +343,8 @@ def pruning_experiment(train_ds, # the full training set (N samples)
                        budget:str="epochs", # "epochs" (same epochs) or "iterations" (same optimizer steps, CCS)
                        random:bool=True, # add the random-pruning reference
                        model_fn=None, # zero-argument model factory; default `SmallCNN` sized for `train_ds`
-                       fit_kwargs:dict|None=None, # options of `fit` (batch_size, lr, augment, ...)
+                       fit_kwargs:dict|None=None, # options of `fit` (batch_size, lr, augment, step, ...)
+                       evaluate_fn=None, # (model, test_ds) -> dict of metrics with 'acc', each a column test_<name> (e.g. a partial of `robust_accuracy`); default: accuracy
                        device=None,
                        progress:bool|None=None, # a progress bar over the runs
                       ) -> pd.DataFrame:
@@ -345,6 +353,7 @@ def pruning_experiment(train_ds, # the full training set (N samples)
     budget, epochs = check_choice(budget, "budget", BUDGETS), check_int(epochs, "epochs", low=1)
     fracs = [check_keep_frac(f, "keep_fracs") for f in _as_list(keep_fracs, "keep_fracs", "(0.3, 0.5, 0.7)")]
     seeds = [check_int(s, "seeds", low=0) for s in _as_list(seeds, "seeds", "(0, 1, 2)")]
+    if evaluate_fn is not None and not callable(evaluate_fn): raise ValueError(f"evaluate_fn must be a function (model, test_ds) -> dict, got {evaluate_fn!r}")
     if model_fn is not None and not callable(model_fn): raise ValueError(f"model_fn must be a zero-argument function that returns a model, got {model_fn!r}")
     strategies = _strategies(scores, methods, n, random)
     model_fn = model_fn or default_model_fn(train_ds)
@@ -353,7 +362,7 @@ def pruning_experiment(train_ds, # the full training set (N samples)
     labels = get_targets(train_ds).numpy()
     runs = [(s, f, seed) for s in strategies for f in fracs for seed in seeds]
     rows = [_pruning_run(train_ds, test_ds, s, f, seed, epochs=epochs, budget=budget, batch_size=bs, labels=labels, model_fn=model_fn,
-                         fit_kwargs=fit_kwargs, device=device) for s, f, seed in progress_bar(runs, progress, desc="retraining")]
+                         fit_kwargs=fit_kwargs, evaluate_fn=evaluate_fn, device=device) for s, f, seed in progress_bar(runs, progress, desc="retraining")]
     df = pd.DataFrame(rows)
     df.attrs.update(budget=budget, epochs=epochs, batch_size=bs, n_train=n)
     return df
@@ -428,11 +437,13 @@ def choose_options(fit_ds, # the training set without its validation part (see `
 def paired_difference(runs:pd.DataFrame, # the output of `pruning_experiment` (with the `reference` strategy)
                       reference:str="random", # the strategy subtracted, seed by seed
                       *, confidence:float=0.95, # level of the t interval
+                      metric:str="test_acc", # the column compared, e.g. "test_robust_acc" with `evaluate_fn=robust_accuracy`
                      ) -> pd.DataFrame:
-    "Per strategy and keep_frac: the mean over seeds of (accuracy - the reference's accuracy at the same seed), its standard error and t interval."
+    "Per strategy and keep_frac: the mean over seeds of (`metric` - the reference's at the same seed), its standard error and t interval."
     confidence = check_number(confidence, "confidence", low=0, high=1, low_open=True, high_open=True)
     if reference not in set(runs.strategy): raise ValueError(f"reference {reference!r} is not a strategy of runs ({', '.join(dict.fromkeys(runs.strategy))})")
-    acc = runs.pivot_table(index=["keep_frac", "seed"], columns="strategy", values="test_acc", sort=False)
+    if metric not in runs.columns: raise ValueError(f"metric {metric!r} is not a column of runs; test metrics there: {[c for c in runs.columns if c.startswith('test_')]}")
+    acc = runs.pivot_table(index=["keep_frac", "seed"], columns="strategy", values=metric, sort=False)
     diff = acc.drop(columns=reference).sub(acc[reference], axis=0).stack().rename("diff").reset_index()
     g = diff.groupby(["strategy", "keep_frac"], sort=False)["diff"]
     out = pd.DataFrame({"n_seeds": g.count(), "mean_diff": g.mean(), "sem": g.std(ddof=1) / np.sqrt(g.count())})
