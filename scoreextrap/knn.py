@@ -13,7 +13,7 @@ import numpy as np
 import faiss
 from fastcore.basics import patch
 
-from .checks import check_choice, check_embeddings, check_int, check_labels_unused, check_number, check_queries, check_targets
+from .checks import check_bool, check_choice, check_embeddings, check_int, check_labels, check_labels_unused, check_number, check_queries, check_targets
 
 # %% ../nbs/05_knn.ipynb #6509fc92
 INDEXES = ("flat", "ivf", "hnsw")
@@ -106,49 +106,78 @@ def neighbour_weights(dist, # distances to the k neighbours [q, k]
 
 # %% ../nbs/05_knn.ipynb #d20348f7
 class KNNExtrapolator:
-    "Predict targets [q] or [q, k] as the (weighted) mean of the k nearest fitted samples' targets (faiss search)."
-    uses_labels = False # kNN cannot use class labels
+    "Predict targets [q] or [q, k] as the (weighted) mean of the k nearest fitted samples' targets (faiss search); optionally among same-label samples only."
+    uses_labels = False # plain kNN cannot use class labels; an instance made with same_label=True has uses_labels True
     def __init__(self, *, k:int=20, # neighbours per prediction (the reference tries 10, 20, 50)
                  weighting:str="mean", # "mean" or "softmax"
                  metric:str="l2", # "l2" or "cosine"
                  index:str="flat", # "flat" (exact), "ivf" or "hnsw"
                  temperature:float=1.0, # softmax temperature, > 0
                  batch_size:int=65536, # queries per block in `predict` (bounds the extra memory)
+                 same_label:bool=False, # search each query's neighbours only among fitted samples with its label (labels= in fit and predict)
                  **index_options): # passed to `build_index` (ivf: nlist, nprobe, niter, train_size; hnsw: M, ef_construction, ef_search)
         self.k, self.batch_size = check_int(k, "k", low=1), check_int(batch_size, "batch_size", low=1)
         self.weighting = check_choice(weighting, "weighting", WEIGHTINGS)
         self.metric = check_choice(metric, "metric", METRICS)
         self.index_options = _check_index_options(index, index_options)
         self.index, self.temperature = index, check_number(temperature, "temperature", low=0, low_open=True)
+        self.same_label = self.uses_labels = check_bool(same_label, "same_label")
         self.index_ = None
 
-    def fit(self, embeddings, # embeddings of the scored samples [m, d]
-            targets, # their targets [m] or [m, k]
-            *, labels=None): # not used by kNN: must be None
-        "Index the scored samples and keep their targets."
-        check_labels_unused(labels, "KNNExtrapolator")
-        x = check_embeddings(embeddings, "embeddings")
-        self.targets_, self.one_d_ = check_targets(targets, "targets", n=len(x)), np.ndim(targets) == 1
-        if self.k > len(x): raise ValueError(f"k={self.k} is larger than the subset ({len(x)} samples); lower k or enlarge the subset")
+    def _labels(self, labels, n:int) -> np.ndarray:
+        "The class labels [n] that `same_label=True` needs, or a ValueError that says so."
+        if labels is None: raise ValueError("labels: KNNExtrapolator(same_label=True) searches among the fitted samples of each query's label; pass labels= to fit and predict")
+        return check_labels(labels, "labels", n=n)
+
+# %% ../nbs/05_knn.ipynb #a1b2c301
+@patch
+def fit(self:KNNExtrapolator, embeddings, # embeddings of the scored samples [m, d]
+        targets, # their targets [m] or [m, k]
+        *, labels=None): # class labels [m] with `same_label=True`; otherwise must be None
+    "Index the scored samples and keep their targets; with `same_label`, one index per label (each needs at least k samples)."
+    if not self.same_label: check_labels_unused(labels, "KNNExtrapolator")
+    x = check_embeddings(embeddings, "embeddings")
+    self.targets_, self.one_d_ = check_targets(targets, "targets", n=len(x)), np.ndim(targets) == 1
+    if self.k > len(x): raise ValueError(f"k={self.k} is larger than the subset ({len(x)} samples); lower k or enlarge the subset")
+    if not self.same_label:
         self.index_ = build_index(x, metric=self.metric, index=self.index, **self.index_options)
         return self
+    y = self._labels(labels, len(x))
+    self.members_ = {int(c): np.flatnonzero(y == c) for c in np.unique(y)}  # fitted positions of each label
+    few = {c: len(pos) for c, pos in self.members_.items() if len(pos) < self.k}
+    if few: raise ValueError(f"k={self.k} is larger than the fitted samples of label(s) {few} (label: count) with same_label=True; lower k or enlarge the subset")
+    self.index_ = {c: build_index(x[pos], metric=self.metric, index=self.index, **self.index_options) for c, pos in self.members_.items()}
+    return self
 
 # %% ../nbs/05_knn.ipynb #eb6a306b
 @patch
-def kneighbors(self:KNNExtrapolator, embeddings) -> tuple:
-    "Distances [q, k] and fitted-sample positions [q, k] of the k nearest fitted samples."
+def kneighbors(self:KNNExtrapolator, embeddings, # query embeddings [q, d]
+               *, labels=None) -> tuple: # the queries' class labels [q] with `same_label=True`; otherwise must be None
+    "Distances [q, k] and fitted-sample positions [q, k] of the k nearest fitted samples (of the query's label, with `same_label`)."
     if self.index_ is None: raise ValueError("call fit(...) before predict (or kneighbors)")
-    return search(self.index_, embeddings, self.k, batch_size=self.batch_size)
+    if not self.same_label:
+        check_labels_unused(labels, "KNNExtrapolator")
+        return search(self.index_, embeddings, self.k, batch_size=self.batch_size)
+    x = check_embeddings(embeddings, "embeddings"); y = self._labels(labels, len(x))
+    unknown = sorted(set(np.unique(y).tolist()) - set(self.members_))
+    if unknown: raise ValueError(f"labels {unknown} have no fitted sample to search among (same_label=True); score a subset that holds every class (e.g. stratify=True) or use same_label=False")
+    D, I = np.empty((len(x), self.k), np.float32), np.empty((len(x), self.k), np.int64)
+    for c in np.unique(y):
+        q = y == c
+        D[q], pos = search(self.index_[int(c)], x[q], self.k, batch_size=self.batch_size)
+        I[q] = self.members_[int(c)][pos]  # positions in the label's index -> positions among all fitted samples
+    return D, I
 
 # %% ../nbs/05_knn.ipynb #0bec1c3c
 @patch
 def predict(self:KNNExtrapolator, embeddings, # query embeddings [q, d]
-            *, labels=None) -> np.ndarray: # not used by kNN: must be None
+            *, labels=None) -> np.ndarray: # the queries' class labels [q] with `same_label=True`; otherwise must be None
     "Predicted targets: float64 [q] when fitted on 1-D targets, else [q, k]; computed in blocks of `batch_size` queries."
-    x = check_queries(embeddings, labels, "KNNExtrapolator", fitted=self.index_ is not None)
+    x = check_queries(embeddings, None if self.same_label else labels, "KNNExtrapolator", fitted=self.index_ is not None)
+    y = self._labels(labels, len(x)) if self.same_label else None
     out = np.zeros((len(x), self.targets_.shape[1]))
     for s in range(0, len(x), self.batch_size):
-        D, I = self.kneighbors(x[s:s + self.batch_size])
+        D, I = self.kneighbors(x[s:s + self.batch_size], **({} if y is None else dict(labels=y[s:s + self.batch_size])))
         w = neighbour_weights(D, weighting=self.weighting, temperature=self.temperature)
         for j in range(self.k): out[s:s + len(w)] += w[:, j, None] * self.targets_[I[:, j]]  # one neighbour at a time: the same sums for any number of columns
     return out[:, 0] if self.one_d_ else out
