@@ -8,7 +8,6 @@ Docs: https://scoreextrap.github.io/scoreextrap/adversarial.html.md"""
 __all__ = ['normalisation_of', 'pgd_attack', 'adversarial_step', 'robust_accuracy', 'AdversarialRecorder']
 
 # %% ../nbs/11_adversarial.ipynb #23916f02
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,7 +16,6 @@ from .checks import check_bool, check_int, check_number
 from .core import progress_bar
 from .data import IndexedDataset, make_loader
 from .dynamics import DynamicsRecorder
-from .models import default_device
 
 # %% ../nbs/11_adversarial.ipynb #2a6a4b14
 def normalisation_of(ds) -> dict:
