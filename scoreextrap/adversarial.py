@@ -14,8 +14,9 @@ from torch import nn
 
 from .checks import check_bool, check_int, check_number
 from .core import progress_bar
-from .data import IndexedDataset, make_loader
+from .data import IndexedDataset
 from .dynamics import DynamicsRecorder
+from .models import eval_batches
 
 # %% ../nbs/11_adversarial.ipynb #2a6a4b14
 def normalisation_of(ds) -> dict:
@@ -100,13 +101,9 @@ def adversarial_step(*, eps:float, # attack radius in pixel units (L-inf)
     return madry_step if trades_beta is None else trades_step
 
 # %% ../nbs/11_adversarial.ipynb #582e67e8
-@torch.no_grad()
 def _correct(model:nn.Module, x:torch.Tensor, y:torch.Tensor) -> torch.Tensor:
-    "Bool [B]: the model (in eval mode for the call) classifies x as y."
-    was_training = model.training
-    model.eval()
-    try: return model(x).argmax(1) == y
-    finally: model.train(was_training)
+    "Bool [B]: the model, already in eval mode, classifies x as y."
+    with torch.no_grad(): return model(x).argmax(1) == y
 
 # %% ../nbs/11_adversarial.ipynb #74105203
 def robust_accuracy(model:nn.Module, # a classifier returning logits
@@ -123,15 +120,14 @@ def robust_accuracy(model:nn.Module, # a classifier returning logits
     "Clean accuracy (`acc`) and PGD robust accuracy (`robust_acc`) of `model` on `ds`, with n; the model's mode is restored."
     restarts, seed = check_int(restarts, "restarts", low=1), check_int(seed, "seed", low=0)
     if mean is None or std is None: mean, std = normalisation_of(ds).values()
-    device = torch.device(device) if device is not None else next(model.parameters()).device
     clean = robust = 0
-    for b, (x, y, _) in enumerate(progress_bar(make_loader(IndexedDataset(ds), batch_size=check_int(batch_size, "batch_size", low=1)), progress, desc="attack", leave=False)):
-        x, y = x.to(device), y.to(device)
-        ok = _correct(model, x, y)
-        clean += ok.sum().item()
-        for r in range(restarts):
-            ok &= _correct(model, pgd_attack(model, x, y, eps=eps, steps=steps, step_size=step_size, mean=mean, std=std, seed=seed + 1000 * b + r), y)
-        robust += ok.sum().item()
+    with eval_batches(model, ds, batch_size=batch_size, device=device) as batches:
+        for b, (x, y, _) in enumerate(progress_bar(batches, progress, desc="attack", leave=False)):
+            ok = _correct(model, x, y)
+            clean += ok.sum().item()
+            for r in range(restarts):
+                ok &= _correct(model, pgd_attack(model, x, y, eps=eps, steps=steps, step_size=step_size, mean=mean, std=std, seed=seed + 1000 * b + r), y)
+            robust += ok.sum().item()
     return dict(acc=clean / len(ds), robust_acc=robust / len(ds), n=len(ds))
 
 # %% ../nbs/11_adversarial.ipynb #bdabb8bc
@@ -161,14 +157,10 @@ def _update_steps(self:AdversarialRecorder, idx, logits:torch.Tensor, targets:to
 def _end_epoch_attacked(self:AdversarialRecorder):
     "Close the epoch: attack every training image with the model in eval mode and record the adversarial predictions."
     if self.step_recorder is not None: self.step_recorder.end_epoch()
-    device = next(self.model.parameters()).device
-    for b, (x, y, idx) in enumerate(make_loader(self.ds, batch_size=self.batch_size)):
-        x, y = x.to(device), y.to(device)
-        x_adv = pgd_attack(self.model, x, y, **self.attack, seed=self.seed + 100_003 * self.n_epochs + b)
-        was_training = self.model.training
-        with torch.no_grad(): logits = self.model.eval()(x_adv)
-        self.model.train(was_training)
-        DynamicsRecorder.update(self, idx, logits, y)
+    with eval_batches(self.model, self.ds, batch_size=self.batch_size) as batches:
+        for b, (x, y, idx) in enumerate(batches):
+            x_adv = pgd_attack(self.model, x, y, **self.attack, seed=self.seed + 100_003 * self.n_epochs + b)
+            with torch.no_grad(): DynamicsRecorder.update(self, idx, self.model(x_adv), y)
     DynamicsRecorder.end_epoch(self)
 
 AdversarialRecorder.update, AdversarialRecorder.end_epoch = _update_steps, _end_epoch_attacked
