@@ -9,6 +9,7 @@ __all__ = ['FIELDS', 'Dynamics', 'per_sample_dynamics', 'DynamicsRecorder']
 
 # %% ../nbs/02_dynamics.ipynb #ef0ef619
 import warnings, zipfile, zlib
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -123,6 +124,55 @@ def per_sample_dynamics(logits:torch.Tensor, targets:torch.Tensor, *, prev_probs
     return dict(p_true=p.gather(1, y)[:, 0], loss=-logp.gather(1, y)[:, 0], correct=(z.argmax(1) == targets).float(),
                 margin=z_true - z_other, el2n=(p - onehot).norm(dim=1), entropy=-(p * torch.log(p + 1e-10)).sum(1), kd=kd, probs=p)
 
+# %% ../nbs/02_dynamics.ipynb #8eaa063c
+def _float_dtype(dtype) -> np.dtype:
+    "`dtype` as a numpy floating dtype (NaN marks unseen samples), else a ValueError."
+    try: dtype = np.dtype(dtype)
+    except TypeError as e: raise ValueError(f"dtype must be a numpy floating dtype such as np.float32, got {dtype!r}") from e
+    if not np.issubdtype(dtype, np.floating):
+        raise ValueError(f"dtype must be a floating dtype (np.float32 or np.float16) so that unseen samples can be NaN, got {dtype}")
+    return dtype
+
+def _record_fields(fields) -> tuple:
+    "The names in `fields` (one name, or a sequence of names from `FIELDS`) in `FIELDS` order, or a ValueError."
+    names = (fields,) if isinstance(fields, str) else fields
+    if not isinstance(names, (tuple, list)) or not names or any(f not in FIELDS for f in names):
+        raise ValueError(f"fields must be one or more of {FIELDS} (a scorer's needs are in scores.SCORERS[name].fields), got {fields!r}")
+    return tuple(f for f in FIELDS if f in names)
+
+# %% ../nbs/02_dynamics.ipynb #e59d8dd0
+def _world() -> tuple:
+    "(rank, world size) of torch.distributed's default process group when it is initialised, else (0, 1)."
+    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+def _open_memmap(path:Path, shape:tuple, dtype:np.dtype) -> bool:
+    "Make sure the .npy file `path` holds an array of `shape` and `dtype`: True if it already did (its values are kept), False if it was created (zeros)."
+    if path.exists():
+        try: held = np.lib.format.open_memmap(path, mode="r")
+        except (OSError, ValueError) as e: raise ValueError(f"{path} is not a readable .npy file ({e}); delete it or pick another memmap_dir") from None
+        if held.shape != shape or held.dtype != dtype:
+            raise ValueError(f"{path} holds {held.dtype} {held.shape}, this recorder needs {np.dtype(dtype)} {shape}; delete it or pick another memmap_dir")
+        return True
+    np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
+    return False
+
+# %% ../nbs/02_dynamics.ipynb #ee98b93e
+def _column_store(shapes:dict, dtype:np.dtype, memmap_dir, max_epochs) -> tuple:
+    """(columns, memmap_dir, max_epochs, epochs the files can be trusted to hold) for columns {name: shape of one epoch}:
+    each a list of epochs in RAM, or, with `memmap_dir`, the path of an epoch-major .npy file [max_epochs, *shape]."""
+    if memmap_dir is None:
+        if max_epochs is not None: raise ValueError("max_epochs sizes memory-mapped files: pass memmap_dir too, or leave max_epochs out")
+        return {k: [] for k in shapes}, None, None, 0
+    if not isinstance(memmap_dir, (str, Path)) or Path(memmap_dir).is_file(): raise ValueError(f"memmap_dir must be a folder path, got {memmap_dir!r}")
+    if max_epochs is None: raise ValueError("memmap_dir needs max_epochs, the number of epochs its files must hold (e.g. fit's `epochs`)")
+    folder, max_epochs = Path(memmap_dir), check_int(max_epochs, "max_epochs", low=1)
+    folder.mkdir(parents=True, exist_ok=True)
+    rank, world = _world()
+    paths = {k: folder / f"{k}{f'.rank{rank}' if world > 1 else ''}.npy" for k in shapes}
+    kept = [_open_memmap(p, (max_epochs,) + shapes[k], dtype) for k, p in paths.items()]
+    return paths, folder, max_epochs, max_epochs if all(kept) else 0  # files of a run being resumed hold what its state says
+
 # %% ../nbs/02_dynamics.ipynb #af93ebc9
 class DynamicsRecorder:
     "Collect `Dynamics` during training: call `update` after each forward pass and `end_epoch` after each epoch."
@@ -130,26 +180,25 @@ class DynamicsRecorder:
                  n_samples:int, # size of the dataset being trained on (indices are 0..n_samples-1)
                  n_classes:int,
                  *, labels=None, # optional true labels [n_samples]; `update` checks targets against them
+                 fields=FIELDS, # the fields to record, e.g. a scorer's `scores.SCORERS[name].fields`; fewer fields, less memory
                  keep_probs:bool=False, # also keep the full probabilities [N, T, C] (memory: N*T*C floats)
-                 dtype=np.float32): # floating storage dtype of every field, `correct` included (np.float16 halves memory)
-        n_samples, n_classes = check_int(n_samples, "n_samples", low=1), check_int(n_classes, "n_classes", low=2)
-        check_bool(keep_probs, "keep_probs")
-        try: dtype = np.dtype(dtype)
-        except TypeError as e: raise ValueError(f"dtype must be a numpy floating dtype such as np.float32, got {dtype!r}") from e
-        if not np.issubdtype(dtype, np.floating):
-            raise ValueError(f"dtype must be a floating dtype (np.float32 or np.float16) so that unseen samples can be NaN, got {dtype}")
-        self.n_samples, self.n_classes, self.keep_probs, self.dtype = n_samples, n_classes, keep_probs, dtype
+                 dtype=np.float32, # floating storage dtype of every field, `correct` included (np.float16 halves memory)
+                 memmap_dir=None, # a folder: keep the epochs in memory-mapped .npy files there instead of in RAM
+                 max_epochs:int|None=None): # the epochs those files have room for (required with `memmap_dir`)
+        self.n_samples, self.n_classes = check_int(n_samples, "n_samples", low=1), check_int(n_classes, "n_classes", low=2)
+        self.keep_probs, self.dtype, self.fields = check_bool(keep_probs, "keep_probs"), _float_dtype(dtype), _record_fields(fields)
         self.labels = None if labels is None else torch.from_numpy(check_labels(labels, "labels", n=n_samples, n_classes=n_classes))
-        self.columns = {k: [] for k in FIELDS + (("probs",) if keep_probs else ())}
-        self._cur = self._prev_probs = None
+        shapes = {k: (self.n_samples,) for k in self.fields} | ({"probs": (self.n_samples, self.n_classes)} if self.keep_probs else {})
+        self.columns, self.memmap_dir, self.max_epochs, self._files_hold = _column_store(shapes, self.dtype, memmap_dir, max_epochs)
+        self._epochs, self._cur, self._prev_probs = 0, None, None
 
     @property
-    def n_epochs(self) -> int: return len(self.columns["p_true"])
+    def n_epochs(self) -> int: return self._epochs
 
     def _start_epoch(self, device):
-        n, c = self.n_samples, self.n_classes
-        self._cur = {k: torch.full((n,), float("nan"), device=device) for k in FIELDS}
-        self._cur["probs"] = torch.full((n, c), float("nan"), device=device)
+        n = self.n_samples
+        self._cur = {k: torch.full((n,), float("nan"), device=device) for k in self.fields}
+        if self.keep_probs or "kd" in self.fields: self._cur["probs"] = torch.full((n, self.n_classes), float("nan"), device=device)  # kd: vs the next epoch
         self._seen = torch.zeros(n, dtype=torch.int32, device=device)
 
 # %% ../nbs/02_dynamics.ipynb #8b58e203
@@ -198,15 +247,11 @@ def update(self:DynamicsRecorder,
     idx = idx.to(logits.device, torch.long)
     if self._prev_probs is not None and self._prev_probs.device != logits.device: self._prev_probs = self._prev_probs.to(logits.device)
     prev = None if self._prev_probs is None else self._prev_probs[idx]
-    for k, v in per_sample_dynamics(logits, targets, prev_probs=prev).items(): self._cur[k][idx] = v
+    values = per_sample_dynamics(logits, targets, prev_probs=prev)
+    for k in self._cur: self._cur[k][idx] = values[k]
     self._seen.index_add_(0, idx, torch.ones_like(idx, dtype=torch.int32))
 
 # %% ../nbs/02_dynamics.ipynb #0e23fb90
-def _world() -> tuple:
-    "(rank, world size) of torch.distributed's default process group when it is initialised, else (0, 1)."
-    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
 @patch
 def _combine_ranks(self:DynamicsRecorder) -> int:
     "Give every rank the epoch's values of all ranks, each sample's from the lowest rank that saw it; the number of repeats padding explains (world size - 1)."
@@ -214,37 +259,58 @@ def _combine_ranks(self:DynamicsRecorder) -> int:
     if world == 1: return 0
     owner = torch.where(self._seen > 0, rank, world)
     dist.all_reduce(owner, op=dist.ReduceOp.MIN)
-    values = torch.cat([torch.stack([self._cur[k] for k in FIELDS], 1), self._cur["probs"]], 1)  # [N, fields + classes]
-    values = torch.where((owner == rank)[:, None], values, 0.0)  # zero, not NaN, where another rank (or none) holds the value
+    cols = {k: v.view(self.n_samples, -1) for k, v in self._cur.items()}  # the fields [N, 1] and probs [N, C]
+    values = torch.where((owner == rank)[:, None], torch.cat(list(cols.values()), 1), 0.0)  # zero, not NaN, where another rank (or none) holds the value
     dist.all_reduce(values); dist.all_reduce(self._seen)
     values[owner == world] = float("nan")  # seen by no rank
-    self._cur = {k: values[:, j] for j, k in enumerate(FIELDS)} | {"probs": values[:, len(FIELDS):]}
+    parts = values.split([c.shape[1] for c in cols.values()], 1)
+    self._cur = {k: p.reshape(self._cur[k].shape) for k, p in zip(cols, parts)}
     return world - 1
+
+# %% ../nbs/02_dynamics.ipynb #e41e4104
+@patch
+def _append(self:DynamicsRecorder, k:str, values:np.ndarray):
+    "Store epoch `n_epochs` of column `k`: appended in RAM, or written to that row of its memory-mapped file (so RAM stays bounded)."
+    if self.memmap_dir is None: return self.columns[k].append(values)
+    mm = np.lib.format.open_memmap(self.columns[k], mode="r+")
+    mm[self.n_epochs] = values
+    mm.flush(); del mm
+
+@patch
+def _stacked(self:DynamicsRecorder, k:str) -> np.ndarray:
+    "Column `k`'s completed epochs as [N, T(, C)]: stacked in RAM, or a read-only view of its memory-mapped file (no copy)."
+    if self.memmap_dir is None: return np.stack(self.columns[k], 1)
+    return np.moveaxis(np.lib.format.open_memmap(self.columns[k], mode="r")[:self.n_epochs], 0, 1)
 
 # %% ../nbs/02_dynamics.ipynb #37463392
 @patch
 def end_epoch(self:DynamicsRecorder):
-    "Close the epoch: combine the ranks under torch.distributed, warn about samples seen twice or never, and move the epoch's values to the CPU (NaN for unseen samples, `correct` included)."
+    "Close the epoch: combine the ranks under torch.distributed, warn about samples seen twice or never, and store the epoch's values (NaN for unseen samples, `correct` included)."
     if self._cur is None: raise RuntimeError("end_epoch() called before any update() in this epoch")
+    if self.max_epochs is not None and self.n_epochs >= self.max_epochs:
+        raise ValueError(f"the memory-mapped files in {self.memmap_dir} have room for max_epochs={self.max_epochs} epochs, all recorded; make the recorder with a larger max_epochs")
     padding = self._combine_ranks()
     missed, repeated = (self._seen == 0).sum().item(), (self._seen > 1).sum().item()
     if missed: warnings.warn(f"epoch {self.n_epochs}: {missed} of {self.n_samples} samples were never seen; all their values, `correct` included, are NaN")
     if repeated > padding: warnings.warn(f"epoch {self.n_epochs}: {repeated} samples were seen more than once; one value was kept (the last, on the lowest rank that saw it)")
-    for k in self.columns: self.columns[k].append(self._cur[k].cpu().numpy().astype(self.dtype))  # `correct`: 1.0 / 0.0 / NaN
-    self._prev_probs, self._cur = self._cur["probs"], None
+    for k in self.columns: self._append(k, self._cur[k].cpu().numpy().astype(self.dtype))  # `correct`: 1.0 / 0.0 / NaN
+    self._epochs += 1
+    if self.memmap_dir is not None: self._files_hold = max(self._files_hold, self._epochs)
+    self._prev_probs, self._cur = self._cur["probs"] if "kd" in self.fields else None, None
 
 @patch(as_prop=True)
 def dynamics(self:DynamicsRecorder) -> Dynamics:
-    "The completed epochs as a `Dynamics`."
+    "The completed epochs as a `Dynamics` (with `memmap_dir`, its arrays are read-only views of the files)."
     if not self.n_epochs: raise ValueError("no completed epoch yet: call end_epoch() after each epoch")
-    probs = np.stack(self.columns["probs"], 1) if self.keep_probs else None
-    return Dynamics(labels=self.labels, probs=probs, **{k: np.stack(self.columns[k], 1) for k in FIELDS})
+    probs = self._stacked("probs") if self.keep_probs else None
+    return Dynamics(labels=self.labels, probs=probs, **{k: self._stacked(k) for k in self.fields})
 
 # %% ../nbs/02_dynamics.ipynb #4b717818
 @patch
 def state_dict(self:DynamicsRecorder) -> dict:
-    "Completed epochs and the previous epoch's probabilities, as tensors."
-    st = {f"col_{k}": torch.from_numpy(np.stack(v, 1)) for k, v in self.columns.items() if v}
+    "Completed epochs (or, with `memmap_dir`, their number: the files hold them) and the previous epoch's probabilities, as tensors."
+    st = ({"memmap_epochs": torch.tensor(self.n_epochs)} if self.memmap_dir is not None else
+          {f"col_{k}": torch.from_numpy(self._stacked(k)) for k in self.columns if self.n_epochs})
     if self._prev_probs is not None: st["prev_probs"] = self._prev_probs.cpu()
     return st
 
@@ -263,25 +329,44 @@ def _column_epochs(self:DynamicsRecorder, st:dict) -> dict:
         epochs[k] = a.shape[1]
     return epochs
 
+# %% ../nbs/02_dynamics.ipynb #73e1d267
+@patch
+def _memmap_epochs(self:DynamicsRecorder, st:dict) -> int:
+    "Epochs the state `st` of a recorder with `memmap_dir` says were recorded, checked against this recorder's files; else a ValueError."
+    if self.memmap_dir is None: raise ValueError("recorder state was saved by a recorder with memmap_dir (its epochs are in those files); resume with the same memmap_dir")
+    if not st: return 0
+    t = st.get("memmap_epochs")
+    if t is None: raise ValueError("recorder state holds its epochs in memory (col_* arrays), but this recorder keeps them in memory-mapped files; resume without memmap_dir")
+    if not torch.is_tensor(t) or t.ndim != 0 or t.dtype not in _INT_DTYPES: raise ValueError(f"recorder state memmap_epochs must be a 0-d integer tensor, got {t!r}")
+    t = int(t)
+    if not 0 <= t <= self.max_epochs: raise ValueError(f"recorder state has {t} recorded epochs, more than max_epochs={self.max_epochs}")
+    if t > self._files_hold: raise ValueError(f"recorder state has {t} recorded epochs, but the files in {self.memmap_dir} were created afresh for this recorder; "
+                                              "resume with the folder that holds them, or start afresh")
+    return t
+
 # %% ../nbs/02_dynamics.ipynb #6805bf3c
 @patch
 def state_epochs(self:DynamicsRecorder, st) -> int:
     "The number of completed epochs in the state `st`, or a ValueError if it does not fit this recorder."
     if not isinstance(st, dict): raise ValueError(f"a recorder state must be a dict of tensors, got {type(st).__name__}")
-    epochs = self._column_epochs(st)
-    if epochs and (set(epochs) != set(self.columns) or len(set(epochs.values())) > 1):
+    if self.memmap_dir is not None or "memmap_epochs" in st: epochs = {"memmap": self._memmap_epochs(st)}
+    else: epochs = self._column_epochs(st)
+    if self.memmap_dir is None and epochs and (set(epochs) != set(self.columns) or len(set(epochs.values())) > 1):
         missing = sorted(set(self.columns) - set(epochs))
         raise ValueError(f"recorder state has epochs per field {epochs}" + (f" and lacks {missing}" if missing else "")
-                         + (" (was it saved with keep_probs=False?)" if missing == ["probs"] else ""))
-    pp = st.get("prev_probs")
+                         + (" (was it saved with keep_probs=False?)" if missing == ["probs"] else " (was it saved with other `fields`?)" if missing else ""))
+    pp, t = st.get("prev_probs"), next(iter(epochs.values()), 0)
     if pp is not None and (not torch.is_tensor(pp) or tuple(pp.shape) != (self.n_samples, self.n_classes)):
         raise ValueError(f"recorder state prev_probs has shape {tuple(getattr(pp, 'shape', ()))}, this recorder needs [{self.n_samples}, {self.n_classes}]")
-    return next(iter(epochs.values()), 0)
+    if pp is None and t and "kd" in self.fields: raise ValueError("recorder state lacks prev_probs, which the next epoch's kd needs (was it saved without kd in `fields`?)")
+    return t
 
 # %% ../nbs/02_dynamics.ipynb #a0c4c83a
 @patch
 def load_state_dict(self:DynamicsRecorder, st:dict):
     "Restore what `state_dict` returned (refused, leaving the recorder as it was, if it does not fit)."
-    self.state_epochs(st)
-    self.columns = {k: list(np.moveaxis(st[f"col_{k}"].numpy(), 1, 0).astype(self.dtype)) if f"col_{k}" in st else [] for k in self.columns}
-    self._prev_probs, self._cur = st.get("prev_probs"), None
+    t = self.state_epochs(st)
+    if self.memmap_dir is None:
+        self.columns = {k: list(np.moveaxis(st[f"col_{k}"].numpy(), 1, 0).astype(self.dtype)) if f"col_{k}" in st else [] for k in self.columns}
+    self._epochs, self._cur = t, None
+    self._prev_probs = st.get("prev_probs") if "kd" in self.fields else None

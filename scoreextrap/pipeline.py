@@ -154,17 +154,27 @@ def _name_of(ext) -> str:
 
 # %% ../nbs/08_pipeline.ipynb #5914450d
 def _recorded_run(train_ds, idx:np.ndarray, labels:np.ndarray, *, model_fn, epochs:int, schedule_epochs:int|None, seed:int, fit_kwargs:dict,
-                  device, progress) -> tuple:
+                  device, progress, recorder_kwargs:dict|None=None) -> tuple:
     "(model, Dynamics of the trained samples, history) of one recorded run: the first `epochs` of a `schedule_epochs` schedule on the samples `idx`."
     if "schedule_epochs" in fit_kwargs: raise ValueError("pass schedule_epochs to score_dataset itself, not inside fit_kwargs")
     torch.manual_seed(seed)
     model = model_fn()
     custom_step = fit_kwargs.get("step") is not None  # it may train on other targets than the labels (pseudo-labels, noise)
-    rec = DynamicsRecorder(len(idx), n_classes_of(train_ds), labels=None if custom_step else labels[idx])
+    rec = DynamicsRecorder(len(idx), n_classes_of(train_ds), labels=None if custom_step else labels[idx], **(recorder_kwargs or {}))
     hist = fit(model, _subset(train_ds, idx), epochs, schedule_epochs=schedule_epochs, recorder=rec, seed=seed, device=device,
                progress=progress, **fit_kwargs)
     return model, rec.dynamics, hist
 
+# %% ../nbs/08_pipeline.ipynb #2e294519
+def _recorder_options(recorder_kwargs:dict, entry, epochs:int) -> dict:
+    "The options of the `DynamicsRecorder`: `fields='scorer'` becomes the fields the scorer `entry` reads, and `memmap_dir` gets room for `epochs`."
+    opts = dict(recorder_kwargs)
+    if "labels" in opts: raise ValueError("recorder_kwargs must not set labels: score_dataset passes the training labels itself")
+    if isinstance(opts.get("fields"), str) and opts["fields"] == "scorer":
+        if not entry.fields: raise ValueError("fields='scorer' needs a registered scorer that names its fields (a bare function does not); list the fields instead")
+        opts["fields"] = entry.fields
+    if opts.get("memmap_dir") is not None: opts.setdefault("max_epochs", epochs)
+    return opts
 
 # %% ../nbs/08_pipeline.ipynb #3ea1e371
 def _scored(entry, dyn:Dynamics, options:dict, name:str, m:int) -> tuple:
@@ -193,6 +203,7 @@ def score_dataset(train_ds, # training set, items (x, y); e.g. `load_dataset("fa
                   score_kwargs:dict|None=None, # options of the scorer (e.g. T, window for DUAL)
                   extrapolator_kwargs:dict|None=None, # options of the extrapolator's constructor (k, weighting, ...)
                   fit_kwargs:dict|None=None, # options of `fit` (batch_size, lr, augment, step, ...)
+                  recorder_kwargs:dict|None=None, # options of `DynamicsRecorder`: fields (or "scorer": only what the scorer reads), dtype, memmap_dir
                   device=None, # default: `default_device()`
                   progress:bool|None=None, # progress bars
                  ) -> ScoreResult:
@@ -202,12 +213,12 @@ def score_dataset(train_ds, # training set, items (x, y); e.g. `load_dataset("fa
         score_kwargs=score_kwargs, extrapolator_kwargs=extrapolator_kwargs, fit_kwargs=fit_kwargs).items())
     if model_fn is not None and not callable(model_fn): raise ValueError(f"model_fn must be a zero-argument function that returns a model, got {model_fn!r}")
     name, entry, options = _scorer(scorer, epochs, score_kwargs)
+    recorder_kwargs = _recorder_options(_kwargs(recorder_kwargs, "recorder_kwargs"), entry, epochs)
     ext = _extrapolator(extrapolator, extrapolator_kwargs, seed=seed, device=device)  # checked before any training
-    labels = get_targets(train_ds).numpy()
+    labels, clock = get_targets(train_ds).numpy(), _Stopwatch()
     idx = np.arange(len(train_ds), dtype=np.int64) if subset_frac is None else subset_indices(len(train_ds), subset_frac, seed=seed, labels=labels if check_bool(stratify, "stratify") else None)
-    clock = _Stopwatch()
-    with clock("train"): model, dyn, hist = _recorded_run(train_ds, idx, labels, model_fn=model_fn or default_model_fn(train_ds), epochs=epochs,
-                                                          schedule_epochs=schedule_epochs, seed=seed, fit_kwargs=fit_kwargs, device=device, progress=progress)
+    with clock("train"): model, dyn, hist = _recorded_run(train_ds, idx, labels, model_fn=model_fn or default_model_fn(train_ds), epochs=epochs, schedule_epochs=schedule_epochs,
+                                                          seed=seed, fit_kwargs=fit_kwargs, device=device, progress=progress, recorder_kwargs=recorder_kwargs)
     with clock("score"): scores, side = _scored(entry, dyn, options, name, len(idx))
     if subset_frac is None: clock.seconds.update(embed=0.0, extrapolate=0.0)  # nothing to embed or extrapolate
     else:
@@ -215,7 +226,6 @@ def score_dataset(train_ds, # training set, items (x, y); e.g. `load_dataset("fa
         with clock("extrapolate"): scores, side = _spread(ext, emb, idx, scores, side, entry, labels)
     return ScoreResult(scores, idx, dyn, clock.total(), name, None if subset_frac is None else _name_of(ext),
                        {k: np.asarray(v, np.float64) for k, v in side.items()}, hist, model)
-
 
 # %% ../nbs/08_pipeline.ipynb #65e65264
 BUDGETS = ("epochs", "iterations")

@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from scoreextrap.dynamics import FIELDS, DynamicsRecorder
+from scoreextrap.dynamics import DynamicsRecorder
 
 N, C, EPOCHS, WORLD = 11, 3, 3, 2
 
@@ -29,30 +29,38 @@ def _shares(epoch):
     return [padded[r::WORLD] for r in range(WORLD)]
 
 
-def _record(rank, shares_of):
-    rec = DynamicsRecorder(N, C, labels=_labels())
+STORAGE = {"in memory": {}, "p_true and kd, float16, memory-mapped": dict(fields=("p_true", "kd"), dtype=np.float16, max_epochs=EPOCHS)}
+
+
+def _record(rank, shares_of, storage="in memory", memmap_dir=None):
+    opts = STORAGE[storage] | (dict(memmap_dir=memmap_dir) if "max_epochs" in STORAGE[storage] else {})
+    rec = DynamicsRecorder(N, C, labels=_labels(), **opts)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # padding repeats must not warn
         for e in range(EPOCHS):
             mine = torch.tensor(shares_of(e)[rank])
             for b in mine.split(2): rec.update(b, _logits(e)[b], _labels()[b])
             rec.end_epoch()
-    return {k: getattr(rec.dynamics, k) for k in FIELDS}
+    return {k: np.array(getattr(rec.dynamics, k)) for k in rec.fields}
 
 
-def _worker(rank, store_path, out_path):
+def _worker(rank, store_path, out_path, storage, memmap_dir):
     dist.init_process_group("gloo", init_method=f"file://{store_path}", rank=rank, world_size=WORLD)
-    try: np.savez(f"{out_path}_{rank}.npz", **_record(rank, _shares))
+    try: np.savez(f"{out_path}_{rank}.npz", **_record(rank, _shares, storage, memmap_dir))
     finally: dist.destroy_process_group()
 
 
-def test_two_ranks_record_what_one_process_records(tmp_path):
-    mp.start_processes(_worker, args=(str(tmp_path / "store"), str(tmp_path / "out")), nprocs=WORLD, start_method="spawn")
-    single = _record(0, lambda e: [torch.randperm(N, generator=torch.Generator().manual_seed(e)).tolist()])
+@pytest.mark.parametrize("storage", STORAGE)
+def test_two_ranks_record_what_one_process_records(tmp_path, storage):
+    mp.start_processes(_worker, args=(str(tmp_path / "store"), str(tmp_path / "out"), storage, str(tmp_path / "mm")), nprocs=WORLD, start_method="spawn")
+    single = _record(0, lambda e: [torch.randperm(N, generator=torch.Generator().manual_seed(e)).tolist()], storage, tmp_path / "mm_single")
     assert (-N) % WORLD == 1  # one padding repeat per epoch is exercised
+    if "max_epochs" in STORAGE[storage]:  # one file per field and rank
+        assert sorted(p.name for p in (tmp_path / "mm").iterdir()) == ["kd.rank0.npy", "kd.rank1.npy", "p_true.rank0.npy", "p_true.rank1.npy"]
     for r in range(WORLD):
         got = np.load(tmp_path / f"out_{r}.npz")
-        for k in FIELDS:
+        assert sorted(got.files) == sorted(single)
+        for k in single:
             np.testing.assert_allclose(got[k], single[k], rtol=0, atol=0, equal_nan=True, err_msg=f"rank {r}, field {k}")
 
 

@@ -78,7 +78,7 @@ def test_fit_rejects_mismatched_recorder_and_checkpoint(tmp_path):
 
 
 TRAIN = """
-import sys, torch
+import sys, numpy as np, torch
 from scoreextrap.data import load_dataset
 from scoreextrap.dynamics import DynamicsRecorder
 from scoreextrap.train import fit
@@ -86,17 +86,21 @@ from scoreextrap.models import SmallCNN
 torch.set_num_threads(1)
 ds = load_dataset("synthetic", n=1500)
 torch.manual_seed(5)
-model, rec = SmallCNN(), DynamicsRecorder(len(ds), 10)
+model, rec = SmallCNN(), DynamicsRecorder(len(ds), 10, RECORDER_OPTIONS)
 fit(model, ds, epochs=EPOCHS, batch_size=100, recorder=rec, checkpoint_dir=sys.argv[1], seed=7, device="cpu", progress=False)
 if len(sys.argv) > 2: rec.dynamics.save(sys.argv[2])
 """
 EPOCHS = 5
 
 
-def test_killed_run_resumes_to_identical_arrays(tmp_path):
+RECORDERS = {"in memory": "", "memory-mapped float16": f"fields=('p_true', 'correct', 'kd'), dtype=np.float16, memmap_dir=sys.argv[1] + '/mm', max_epochs={EPOCHS}"}
+
+
+@pytest.mark.parametrize("recorder", RECORDERS)
+def test_killed_run_resumes_to_identical_arrays(tmp_path, recorder):
     "SIGKILL a training process after its 2nd checkpoint, resume in a new process, compare with an uninterrupted run."
     script = tmp_path / "train.py"
-    script.write_text(TRAIN.replace("EPOCHS", str(EPOCHS)))
+    script.write_text(TRAIN.replace("EPOCHS", str(EPOCHS)).replace(", RECORDER_OPTIONS", RECORDERS[recorder] and ", " + RECORDERS[recorder]))
     ck_killed, ck_clean = tmp_path / "killed", tmp_path / "clean"
     proc = subprocess.Popen([sys.executable, str(script), str(ck_killed)])
     ckpt, done = ck_killed / "checkpoint.pt", 0
@@ -111,8 +115,8 @@ def test_killed_run_resumes_to_identical_arrays(tmp_path):
     subprocess.run([sys.executable, str(script), str(ck_killed), str(tmp_path / "resumed.npz")], check=True)
     subprocess.run([sys.executable, str(script), str(ck_clean), str(tmp_path / "clean.npz")], check=True)
     resumed, clean = Dynamics.load(tmp_path / "resumed.npz"), Dynamics.load(tmp_path / "clean.npz")
-    assert resumed.n_epochs == clean.n_epochs == EPOCHS
-    for k in FIELDS:
+    assert resumed.n_epochs == clean.n_epochs == EPOCHS and resumed.fields == clean.fields
+    for k in clean.fields:
         np.testing.assert_allclose(getattr(resumed, k), getattr(clean, k), rtol=1e-5, atol=1e-6, equal_nan=True)
 
 

@@ -153,3 +153,16 @@ def test_a_custom_training_step_runs_through_score_dataset(data):
     np.testing.assert_allclose(r.dynamics.loss.mean(0), r.history.train_loss.values, rtol=1e-4)
     # and differs from what the true labels would give: the shuffled targets disagree with most labels
     assert (shuffled[sub] != train.targets[sub]).float().mean() > 0.5
+
+
+def test_recording_only_the_scorers_fields_in_float16_on_disk(subset_run, data, tmp_path):
+    "fields='scorer', float16 and memory-mapped files: the same run, DUAL's one field kept, scores within float16 rounding."
+    train, _, mf = data
+    r = run(train, mf, subset_frac=0.25, seed=3, recorder_kwargs=dict(fields="scorer", dtype=np.float16, memmap_dir=tmp_path))
+    assert r.dynamics.fields == ("p_true",) and r.dynamics.p_true.dtype == np.float16
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p_true.npy"]
+    np.testing.assert_array_equal(r.dynamics.p_true, subset_run.dynamics.p_true.astype(np.float16))  # same seed, same training
+    # DUAL is a mean of products of std and (1 - mean) of p_true in [0, 1]: float16's rounding of p_true (<= 2**-11 relative) moves it by < 1e-3
+    np.testing.assert_allclose(r.scores[r.subset_idx], subset_run.scores[r.subset_idx], atol=1e-3)
+    with pytest.raises(ValueError, match="must not set labels"):
+        run(train, mf, recorder_kwargs=dict(labels=np.zeros(400, int)))
