@@ -145,6 +145,21 @@ def _check_gnn_options(k, hidden, epochs, lr, val_frac, seed, dropout, weight_de
                 fanout=None if fanout is None else check_int(fanout, "fanout", low=1), standardize=check_bool(standardize, "standardize"),
                 metric=check_choice(metric, "metric", METRICS), graph=graph, device=device)
 
+# %% ../nbs/06_gnn.ipynb #32a854c1
+def _adjacency(edge_index:torch.Tensor, # [2, E] rows (neighbour, node), as `knn_graph` returns it
+               weight:torch.Tensor, # edge weights [E]
+               n:int) -> torch.Tensor:
+    "The weighted adjacency as a sparse CSR matrix [n, n] indexed (node, neighbour), so that GCNConv aggregates by sparse products."
+    with torch.sparse.check_sparse_tensor_invariants(False), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_coo_tensor(edge_index.flip(0), weight, (n, n)).coalesce().to_sparse_csr()
+
+def _full_graph_forward(model:nn.Module, feat:torch.Tensor, adj_t:torch.Tensor) -> torch.Tensor:
+    "`model` on every node at once, without autograd, by sparse products with `adj_t` from `_adjacency`."
+    with torch.no_grad(), torch.sparse.check_sparse_tensor_invariants(False), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return model(feat, adj_t)
+
 # %% ../nbs/06_gnn.ipynb #5fdcf26b
 def _graph_bundle(x:np.ndarray, # embeddings of all nodes [n, d]: the fitted ones first
                   labels, # their labels [n] or None
@@ -156,7 +171,8 @@ def _graph_bundle(x:np.ndarray, # embeddings of all nodes [n, d]: the fitted one
     if nbr.shape != (n, o["k"]): raise ValueError(f"graph has a neighbour table of shape {nbr.shape}, expected ({n}, {o['k']}); rebuild it with knn_graph(np.concatenate([fitted, queries]), k)")
     feat, weight = _node_features(x, labels, o["standardize"]), torch.exp(-dist / 2)
     return dict(n=n, feat=feat, edge_index=edge_index, edge_weight=weight, nbr=nbr, dist=dist.numpy().reshape(n, -1),
-                full=(feat.to(dev), edge_index.to(dev), weight.to(dev)), dev=dev)
+                full=(feat.to(dev), edge_index.to(dev), weight.to(dev)), dev=dev,
+                adj_t=_adjacency(edge_index, weight, n).to(dev) if dev.type in ("cpu", "cuda") else None)  # sparse CSR: CPU and CUDA
 
 # %% ../nbs/06_gnn.ipynb #dc060b22
 def _batches(G:dict, # from `_graph_bundle`
@@ -203,7 +219,9 @@ def _validate(model:nn.Module, G:dict, # from `_graph_bundle`
               cols:list) -> tuple: # target columns that vary: the validation r is their mean
     "Eval-mode predictions [n, k] of the whole graph (on the CPU) and their mean validation Pearson r over `cols` (NaN without validation nodes)."
     model.eval()
-    with torch.no_grad(): pred = model(*G["full"]).reshape(G["n"], -1).cpu()  # full-graph inference (no autograd: much less memory)
+    if G["adj_t"] is None:
+        with torch.no_grad(): pred = model(*G["full"]).reshape(G["n"], -1).cpu()  # one message per edge (no autograd)
+    else: pred = _full_graph_forward(model, G["full"][0], G["adj_t"]).reshape(G["n"], -1).cpu()
     r = float(np.mean([_pearson(pred[val_nodes, j], target[val_nodes, j]) for j in cols])) if len(val_nodes) else float("nan")
     return pred, r
 
