@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from fastcore.docments import docments
 
-from .data import DATASETS, load_dataset
+from .data import DATASETS, FILE_DATASETS, IMAGENET_MEAN, IMAGENET_STD, load_dataset
 from .checks import check_array, check_bool, check_choice, check_in_file, check_int, check_keep_frac, check_number, check_out_path, check_scores
 from .core import atomic_write
 from .dynamics import _world
@@ -33,15 +33,22 @@ from .scores import SCORERS
 
 # %% ../nbs/10_cli.ipynb #6f6dace6
 def cli_dataset(name:str, # a name in `DATASETS`
-                *, n:int|None=None, # keep only the first n training samples (synthetic: generate n)
+                *, n:int|None=None, # keep n training samples: the first n; synthetic: generate n; image files: n spread evenly over the classes
                 train:bool=True, # training split (else test split)
+                root=None, # image files (imagefolder, imagenet, places365): the folder where they are; other datasets: the download cache
+                img_size:int|None=None, # image files: side of the square images served (default 224)
+                labels_only:bool=False, # only the labels are used: image files skip measuring their normalisation statistics
                ):
-    "The dataset a CLI command works on: `load_dataset(name)`, cut to its first `n` samples."
+    "The dataset a CLI command works on: `load_dataset(name)`, cut to `n` samples."
     name = check_choice(name, "--dataset", DATASETS)
     if n is not None: n = check_int(n, "--n", low=1)
+    files = name in FILE_DATASETS
+    if img_size is not None and not files: raise ValueError(f"--img-size applies to the image-file datasets ({', '.join(FILE_DATASETS)}), not to {name}")
+    if files and root is None: raise ValueError(f"--dataset {name} needs --root, the folder where its images are")
     if name == "synthetic": return load_dataset("synthetic", n=n or 2000, train=train, seed=0)
-    ds = load_dataset(name, train=train)
-    if n is not None and n < len(ds): ds = ds.subset(np.arange(n))
+    opts = dict(img_size=img_size or 224, **(dict(mean=IMAGENET_MEAN, std=IMAGENET_STD) if labels_only else {})) if files else {}
+    ds = load_dataset(name, root=root, train=train, **opts)
+    if n is not None and n < len(ds): ds = ds.subset(np.arange(n) * len(ds) // n if files else np.arange(n))
     return ds
 
 # %% ../nbs/10_cli.ipynb #c139d71a
@@ -133,7 +140,10 @@ def score_cmd(dataset:str="fashion_mnist", # the dataset: one of `DATASETS`
               T:int|None=None, # scorers with a T (DUAL, TDDS, AUM): read the first T epochs (default: the scorer's rule, min(30, epochs))
               window:int|None=None, # scorers with a window (DUAL, Dynamic Uncertainty): its length J (default: min(10, T // 2), at least 2)
               k:int|None=None, # extrapolators with a k: neighbours per sample (default: the extrapolator's own, kNN 20, GNN 10)
-              n:int|None=None, # use the first n training samples only (synthetic: generate n; default 2000)
+              n:int|None=None, # use n training samples only: the first n (synthetic: generate n, default 2000; image files: n spread over the classes)
+              root:str|None=None, # image files (imagefolder, imagenet, places365): the folder where they are; other datasets: the download cache
+              img_size:int|None=None, # image files: side of the square images served (default 224)
+              num_workers:int=0, # DataLoader worker processes that decode the images during training
               seed:int=0, # seed of the subset, the training and the extrapolator
               progress:bool|None=None, # progress bars (default: when writing to a terminal)
              ) -> dict:
@@ -143,19 +153,20 @@ def score_cmd(dataset:str="fashion_mnist", # the dataset: one of `DATASETS`
     extrapolator = check_choice(extrapolator, "--extrapolator", tuple(EXTRAPOLATORS))
     if subset_frac is not None: subset_frac = check_number(subset_frac, "--subset-frac", low=0, low_open=True, high=1)
     epochs, seed = check_int(epochs, "--epochs", low=1), check_int(seed, "--seed", low=0)
+    num_workers = check_int(num_workers, "--num-workers", low=0)
     score_kwargs = _options_taken(SCORERS[scorer].fn, f"--scorer {scorer}", T=T, window=window)
     ext_kwargs = _options_taken(EXTRAPOLATORS[extrapolator], f"--extrapolator {extrapolator}", k=k)
-    ds = cli_dataset(dataset, n=n)
+    ds = cli_dataset(dataset, n=n, root=root, img_size=img_size)
     res = score_dataset(ds, scorer, subset_frac=subset_frac, extrapolator=extrapolator, epochs=epochs, seed=seed,
-                        score_kwargs=score_kwargs, extrapolator_kwargs=ext_kwargs, progress=progress)
+                        score_kwargs=score_kwargs, extrapolator_kwargs=ext_kwargs, fit_kwargs=dict(num_workers=num_workers), progress=progress)
     save_scores(out, res, dataset, epochs=np.int64(epochs), seed=np.int64(seed),
                 subset_frac=np.float64(np.nan if subset_frac is None else subset_frac))
     return load_scores(out)
 
 # %% ../nbs/10_cli.ipynb #4a7d1cd0
-def _dataset_labels(dataset:str, n:int|None, f:dict, scores) -> np.ndarray:
-    "The class labels of `dataset` (its first `n` samples), after checking that the scores file `f` (at `scores`) has one score per sample."
-    ds = cli_dataset(dataset, n=n)
+def _dataset_labels(dataset:str, n:int|None, f:dict, scores, *, root=None) -> np.ndarray:
+    "The class labels of `dataset` (its `n` samples, as `cli_dataset` takes them), after checking that the scores file `f` (at `scores`) has one score per sample."
+    ds = cli_dataset(dataset, n=n, root=root, labels_only=True)
     if len(ds) != f["n"]:
         raise ValueError(f"{scores} holds scores for {f['n']} samples ({f['dataset']}) but --dataset {dataset} has {len(ds)}; "
                          f"score this dataset first (or pass the same --n)")
@@ -178,7 +189,8 @@ def prune_cmd(scores, # scores file from `scoreextrap score`
               method:str="top", # a sampler in `SAMPLERS`
               seed:int=0, # seed of random/ccs/beta sampling
               dataset:str|None=None, # check the file against this dataset's size
-              n:int|None=None, # with `dataset`: its first n samples only (as given to `score`)
+              n:int|None=None, # with `dataset`: its n samples only (as given to `score`)
+              root:str|None=None, # with `dataset`: where its images are (as given to `score`)
               class_balanced:bool=False, # top: same fraction per class (needs `dataset`)
              ) -> np.ndarray:
     "Select the samples to keep from a scores file and save their indices (.npy, atomically)."
@@ -189,7 +201,7 @@ def prune_cmd(scores, # scores file from `scoreextrap score`
     if class_balanced and method != "top": raise ValueError("--class-balanced applies to --method top only")
     if class_balanced and dataset is None: raise ValueError("--class-balanced needs --dataset (for the labels)")
     f = load_scores(scores, name="--scores")
-    labels = None if dataset is None else _dataset_labels(dataset, n, f, scores)
+    labels = None if dataset is None else _dataset_labels(dataset, n, f, scores, root=root)
     opts = _select_options(method, f, scores, seed=seed, labels=labels if class_balanced else None)
     keep = select(f["scores"], keep_frac, method=method, **opts)
     _write(out, lambda fh: np.save(fh, keep))
