@@ -190,7 +190,7 @@ class DynamicsRecorder:
         self.labels = None if labels is None else torch.from_numpy(check_labels(labels, "labels", n=n_samples, n_classes=n_classes))
         shapes = {k: (self.n_samples,) for k in self.fields} | ({"probs": (self.n_samples, self.n_classes)} if self.keep_probs else {})
         self.columns, self.memmap_dir, self.max_epochs, self._files_hold = _column_store(shapes, self.dtype, memmap_dir, max_epochs)
-        self._epochs, self._cur, self._prev_probs = 0, None, None
+        self._epochs, self._cur, self._prev_probs, self._made_in = 0, None, None, _world()  # (rank, world) the files were named in
 
     @property
     def n_epochs(self) -> int: return self._epochs
@@ -289,6 +289,8 @@ def end_epoch(self:DynamicsRecorder):
     if self._cur is None: raise RuntimeError("end_epoch() called before any update() in this epoch")
     if self.max_epochs is not None and self.n_epochs >= self.max_epochs:
         raise ValueError(f"the memory-mapped files in {self.memmap_dir} have room for max_epochs={self.max_epochs} epochs, all recorded; make the recorder with a larger max_epochs")
+    if self.memmap_dir is not None and _world() != self._made_in:
+        raise RuntimeError(f"the recorder was made as (rank, world size) {self._made_in} and now runs as {_world()}: its files would clash between ranks; make it after init_process_group")
     padding = self._combine_ranks()
     missed, repeated = (self._seen == 0).sum().item(), (self._seen > 1).sum().item()
     if missed: warnings.warn(f"epoch {self.n_epochs}: {missed} of {self.n_samples} samples were never seen; all their values, `correct` included, are NaN")
@@ -298,6 +300,7 @@ def end_epoch(self:DynamicsRecorder):
     if self.memmap_dir is not None: self._files_hold = max(self._files_hold, self._epochs)
     self._prev_probs, self._cur = self._cur["probs"] if "kd" in self.fields else None, None
 
+# %% ../nbs/02_dynamics.ipynb #dbe0a8de
 @patch(as_prop=True)
 def dynamics(self:DynamicsRecorder) -> Dynamics:
     "The completed epochs as a `Dynamics` (with `memmap_dir`, its arrays are read-only views of the files)."
