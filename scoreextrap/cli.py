@@ -144,6 +144,8 @@ def score_cmd(dataset:str="fashion_mnist", # the dataset: one of `DATASETS`
               root:str|None=None, # image files (imagefolder, imagenet, places365): the folder where they are; other datasets: the download cache
               img_size:int|None=None, # image files: side of the square images served (default 224)
               num_workers:int=0, # DataLoader worker processes that decode the images during training
+              dtype:str="float32", # storage of the recorded dynamics (only the fields the scorer reads are recorded): float32, or float16 for half the memory
+              memmap_dir:str|None=None, # keep the recorded epochs in .npy files in this folder instead of in RAM (ImageNet size); a resumed run reuses them
               seed:int=0, # seed of the subset, the training and the extrapolator
               progress:bool|None=None, # progress bars (default: when writing to a terminal)
              ) -> dict:
@@ -153,12 +155,13 @@ def score_cmd(dataset:str="fashion_mnist", # the dataset: one of `DATASETS`
     extrapolator = check_choice(extrapolator, "--extrapolator", tuple(EXTRAPOLATORS))
     if subset_frac is not None: subset_frac = check_number(subset_frac, "--subset-frac", low=0, low_open=True, high=1)
     epochs, seed = check_int(epochs, "--epochs", low=1), check_int(seed, "--seed", low=0)
-    num_workers = check_int(num_workers, "--num-workers", low=0)
+    num_workers, dtype = check_int(num_workers, "--num-workers", low=0), check_choice(dtype, "--dtype", ("float32", "float16"))
     score_kwargs = _options_taken(SCORERS[scorer].fn, f"--scorer {scorer}", T=T, window=window)
     ext_kwargs = _options_taken(EXTRAPOLATORS[extrapolator], f"--extrapolator {extrapolator}", k=k)
     ds = cli_dataset(dataset, n=n, root=root, img_size=img_size)
     res = score_dataset(ds, scorer, subset_frac=subset_frac, extrapolator=extrapolator, epochs=epochs, seed=seed,
-                        score_kwargs=score_kwargs, extrapolator_kwargs=ext_kwargs, fit_kwargs=dict(num_workers=num_workers), progress=progress)
+                        score_kwargs=score_kwargs, extrapolator_kwargs=ext_kwargs, fit_kwargs=dict(num_workers=num_workers),
+                        recorder_kwargs=dict(fields="scorer", dtype=np.dtype(dtype), memmap_dir=memmap_dir), progress=progress)
     save_scores(out, res, dataset, epochs=np.int64(epochs), seed=np.int64(seed),
                 subset_frac=np.float64(np.nan if subset_frac is None else subset_frac))
     return load_scores(out)
