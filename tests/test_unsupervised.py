@@ -62,7 +62,7 @@ def test_entropy_extremes_and_gradient_direction():
     assert np.isclose(task_learner_loss(one, torch.zeros(5, C))["entropy"].item(), 0.0)
     # the outer gradient w.r.t. the pseudo-labels is -log softmax(inner logits) / B (from ce) minus gamma * d entropy
     p = torch.tensor(np.random.default_rng(1).dirichlet(np.ones(C), 4), requires_grad=True)
-    l = torch.randn(4, C)
+    l = torch.randn(4, C, dtype=torch.float64)
     task_learner_loss(p, l, gamma=0.0)["loss"].backward()
     assert torch.allclose(p.grad, -F.log_softmax(l, 1) / 4)
 
