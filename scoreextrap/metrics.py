@@ -6,13 +6,13 @@ Docs: https://scoreextrap.github.io/scoreextrap/metrics.html.md"""
 
 # %% auto #0
 __all__ = ['rank_agreement', 'jaccard_chance', 'kept_overlap', 'tail_agreement', 'extrapolation_report', 'noise_auroc',
-           'noise_share']
+           'noise_share', 'cluster_accuracy']
 
 # %% ../nbs/07_metrics.ipynb #40ea0b05
 import numpy as np
-from scipy import special, stats
+from scipy import optimize, special, stats
 
-from .checks import check_array, check_bool, check_indices, check_int, check_keep_frac, check_scores, n_keep
+from .checks import check_array, check_bool, check_indices, check_int, check_labels, check_keep_frac, check_scores, n_keep
 from .sampling import select_top
 
 
@@ -148,3 +148,18 @@ def noise_share(kept, # dataset indices of the kept samples [k], e.g. from a sam
     if n_noisy == 0: raise ValueError(f"noisy marks none of the {len(m)} samples; there is no noise to count")
     return dict(n_kept=len(k), share=kept_noisy / len(k), share_random=n_noisy / len(m),
                 noisy_kept=kept_noisy / n_noisy, noisy_kept_random=len(k) / len(m))
+
+# %% ../nbs/07_metrics.ipynb #118d07c1
+def cluster_accuracy(pred, # cluster ids [n]: non-negative ints in any numbering (e.g. an argmax over pseudo-labels)
+                     true, # class labels [n]: non-negative ints
+                    ) -> float:
+    "Fraction of samples whose cluster is matched to their class under the best one-to-one matching (scipy's linear_sum_assignment); surplus clusters (or classes) match nothing and count as wrong."
+    p, t = check_labels(pred, "pred"), check_labels(true, "true")
+    if len(p) != len(t): raise ValueError(f"pred has {len(p)} cluster ids but true has {len(t)} labels; pass one of each per sample")
+    if len(p) == 0: raise ValueError("pred is empty; clustering accuracy needs at least one sample")
+    _, pi = np.unique(p, return_inverse=True)  # clusters and classes by value: ids need not be contiguous
+    _, ti = np.unique(t, return_inverse=True)
+    table = np.zeros((pi.max() + 1, ti.max() + 1), np.int64)
+    np.add.at(table, (pi, ti), 1)  # table[c, y]: samples of class y in cluster c
+    rows, cols = optimize.linear_sum_assignment(table, maximize=True)  # rectangular: min(#clusters, #classes) pairs
+    return float(table[rows, cols].sum() / len(p))

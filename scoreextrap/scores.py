@@ -6,7 +6,7 @@ Docs: https://scoreextrap.github.io/scoreextrap/scores.html.md"""
 
 # %% auto #0
 __all__ = ['SCORERS', 'el2n', 'grand', 'forgetting', 'aum', 'entropy', 'dynamic_uncertainty', 'tdds', 'dual', 'p_true_mean',
-           'ssl_prototypes', 'random_scores', 'Scorer', 'register_scorer']
+           'ssl_prototypes', 'class_prototypes', 'random_scores', 'Scorer', 'register_scorer']
 
 # %% ../nbs/03_scores.ipynb #6e9cc6b6
 import inspect
@@ -271,6 +271,13 @@ def ssl_prototypes(embeddings, # [N, D] features, e.g. from a self-supervised mo
         m = labels == c
         out[m] = _cos_dist_to_centroids(np.ascontiguousarray(x[m]), int(min(n_clusters, m.sum())), seed, niter)
     return out
+
+# %% ../nbs/03_scores.ipynb #9f9e4b2e
+def class_prototypes(embeddings, # [N, D] features, e.g. `models.embed` of a self-supervised or supervised model
+                     labels, # class labels [N]
+                    ) -> np.ndarray:
+    "Supervised prototype score [N]: 1 - cosine of the L2-normalised embedding to the mean direction of its own class. High = atypical for its class."
+    return ssl_prototypes(embeddings, 1, labels=labels)
 
 # %% ../nbs/03_scores.ipynb #8dd2e41f
 def random_scores(n:int, # number of samples
