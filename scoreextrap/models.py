@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import check_int
+from .checks import check_bool, check_int
 from .data import IndexedDataset, make_loader
 
 # %% ../nbs/01_models.ipynb #b2d03606
@@ -61,17 +61,34 @@ def eval_batches(model:nn.Module, # the model to run; in eval mode inside the bl
                  dataset, # items (x, y) or (x, y, idx)
                  *, batch_size:int|None=None, # default: `inference_batch_size(device)`
                  device=None, # default: the device of the model's parameters
+                 num_workers:int=0, # DataLoader worker processes that load and decode batches (0: in this process)
                 ):
     "A block in which `model` is in eval mode, yielding an iterator of (x, y, idx) batches on the model's device, in dataset order."
     device = torch.device(device) if device is not None else next(model.parameters()).device
     batch_size = inference_batch_size(device) if batch_size is None else check_int(batch_size, "batch_size", low=1)
     if len(dataset) == 0: raise ValueError("dataset is empty; inference needs at least one sample")
     ds = dataset if isinstance(dataset, IndexedDataset) else IndexedDataset(dataset)
+    loader = make_loader(ds, batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == "cuda")
     was_training = model.training
     model.eval()
-    try: yield ((x.to(device, non_blocking=True), y.to(device, non_blocking=True), np.asarray(idx))
-                for x, y, idx in make_loader(ds, batch_size=batch_size))
+    try: yield ((x.to(device, non_blocking=True), y.to(device, non_blocking=True), np.asarray(idx)) for x, y, idx in loader)
     finally: model.train(was_training)
+
+# %% ../nbs/01_models.ipynb #26f055a9
+def _is_channels_last(model:nn.Module) -> bool:
+    "True if the model's 4-d (convolution) weights are stored channels-last (a 1-channel or 1x1 weight fits both layouts, so one must not be plain contiguous)."
+    w = [p for p in model.parameters() if p.dim() == 4]
+    return all(p.is_contiguous(memory_format=torch.channels_last) for p in w) and not all(p.is_contiguous() for p in w)
+
+@contextmanager
+def _fast_inference(model:nn.Module, device_type:str, *, bf16:bool, channels_last:bool):
+    "A block under inference mode, with bfloat16 autocast and channels-last weights when asked; the weights' layout is restored afterwards."
+    convert = channels_last and not _is_channels_last(model)
+    if convert: model.to(memory_format=torch.channels_last)
+    try:
+        with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16): yield
+    finally:
+        if convert: model.to(memory_format=torch.contiguous_format)
 
 # %% ../nbs/01_models.ipynb #8ff7e945
 def _last_linear(model):
@@ -79,24 +96,27 @@ def _last_linear(model):
     if not linears: raise ValueError("model has no nn.Linear layer; pass `layer=` the module whose input is the embedding")
     return linears[-1]
 
-@torch.no_grad()
 def embed(model:nn.Module, # a trained classifier
           dataset, # items (x, y) or (x, y, idx)
           *, batch_size:int|None=None, # default: `inference_batch_size(device)`
           device=None, # default: the device of the model's parameters
-          layer:nn.Module|None=None # module whose *input* is the embedding; default: the last nn.Linear
+          layer:nn.Module|None=None, # module whose *input* is the embedding; default: the last nn.Linear
+          num_workers:int=0, # DataLoader worker processes (for datasets decoded from files)
+          bf16:bool=False, # bfloat16 autocast (for CUDA; features to about 3 significant digits)
+          channels_last:bool=False, # channels-last images and weights (for CUDA convolutions)
          ) -> np.ndarray:
-    "Penultimate features [N, D] (float32) of every sample of `dataset`, in dataset-index order, computed in eval mode."
-    layer = layer or _last_linear(model)
+    "Penultimate features [N, D] (float32) of every sample of `dataset`, in dataset-index order, computed in eval and inference mode."
+    layer, bf16, channels_last = layer or _last_linear(model), check_bool(bf16, "bf16"), check_bool(channels_last, "channels_last")
     out, captured = None, []
     hook = layer.register_forward_hook(lambda mod, inp, res: captured.append(inp[0].flatten(1)))
     try:
-        with eval_batches(model, dataset, batch_size=batch_size, device=device) as batches:
-            for x, _, idx in batches:
-                captured.clear()
-                model(x)
-                feats = captured[0].float().cpu().numpy()
-                if out is None: out = np.empty((len(dataset), feats.shape[1]), dtype=np.float32)
-                out[idx] = feats
+        with eval_batches(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers) as batches:
+            with _fast_inference(model, next(model.parameters()).device.type if device is None else torch.device(device).type, bf16=bf16, channels_last=channels_last):
+                for x, _, idx in batches:
+                    captured.clear()
+                    model(x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x)
+                    feats = captured[0].float().cpu().numpy()
+                    if out is None: out = np.empty((len(dataset), feats.shape[1]), dtype=np.float32)
+                    out[idx] = feats
     finally: hook.remove()
     return out

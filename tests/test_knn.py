@@ -1,5 +1,5 @@
 "Tests of scoreextrap.knn against independent brute-force numpy computations."
-import numpy as np, pytest
+import numpy as np, pytest, torch
 from hypothesis import given, settings, strategies as st
 from scoreextrap.knn import KNNExtrapolator, build_index, search, neighbour_weights
 from scoreextrap.extrapolate import extrapolate
@@ -76,3 +76,60 @@ def test_full_subset_and_bad_inputs():
     with pytest.raises(ValueError, match="unknown metric 'l1'"): extrapolate(emb, [0, 1], [1.0, 2.0], k=1, metric="l1")
     with pytest.raises(ValueError, match="call fit"): KNNExtrapolator().predict(emb)
     with pytest.raises(ValueError, match="dim"): search(build_index(emb), emb[:, :2], 1)
+
+def _recall(I, I_true): return np.mean([len(set(a) & set(b)) / I.shape[1] for a, b in zip(I, I_true)])
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_torch_index_matches_brute_force(metric):
+    rng = np.random.default_rng(4)
+    db, q = rng.standard_normal((1500, 24)).astype(np.float32), rng.standard_normal((300, 24)).astype(np.float32)
+    D, I = search(build_index(db, metric=metric, index="torch", device="cpu", query_block=64), q, 10)
+    e, f = db.astype(np.float64), q.astype(np.float64)
+    if metric == "l2": d = np.sqrt(((f[:, None, :] - e[None, :, :]) ** 2).sum(-1))
+    else: d = 1 - (f / np.linalg.norm(f, axis=1, keepdims=True)) @ (e / np.linalg.norm(e, axis=1, keepdims=True)).T
+    I_bf = np.argsort(d, 1, kind="stable")[:, :10]
+    # float32 |q|^2 - 2 q.x + |x|^2 can swap a near-tied 10th neighbour; distances agree to float32 rounding of ~25
+    assert (I == I_bf).all(1).mean() >= 0.99
+    np.testing.assert_allclose(D, np.sort(d, 1)[:, :10], atol=1e-3)
+
+def test_torch_extrapolation_equals_faiss_flat():
+    rng = np.random.default_rng(5)
+    emb = rng.standard_normal((2000, 16)).astype(np.float32)
+    sub = rng.choice(2000, 400, replace=False); sc = rng.random(400)
+    a = extrapolate(emb, sub, sc, k=8, index="torch", device="cpu")
+    b = extrapolate(emb, sub, sc, k=8)
+    assert np.isclose(a, b, atol=1e-9).mean() >= 0.995  # both exact: only float32 ties may differ
+
+def test_ivf_query_order_changes_no_result():
+    rng = np.random.default_rng(6)
+    db, q = rng.standard_normal((3000, 32)).astype(np.float32), rng.standard_normal((500, 32)).astype(np.float32)
+    ix = build_index(db, index="ivf", nlist=32, nprobe=4)
+    D, I = search(ix, q, 7, batch_size=100)  # sorts each block of 100 queries by cell
+    D0, I0 = ix.search(q, 7)  # faiss, in the given order
+    np.testing.assert_array_equal(I, I0); np.testing.assert_allclose(D, np.sqrt(np.maximum(D0, 0)))
+
+def test_pca_rerank_close_to_exact_on_low_dimensional_data():
+    # 512-d vectors that vary in 8 directions (+ small noise), like trained features: PCA to 32 loses next to nothing
+    rng = np.random.default_rng(7)
+    emb = (rng.standard_normal((6000, 8)) @ rng.standard_normal((8, 512)) + 0.05 * rng.standard_normal((6000, 512))).astype(np.float32)
+    sub = rng.choice(6000, 1500, replace=False); sc = rng.random(1500)
+    rest = np.setdiff1d(np.arange(6000), sub)
+    exact = KNNExtrapolator(k=10).fit(emb[sub], sc)
+    fast = KNNExtrapolator(k=10, index="ivf", nlist=16, nprobe=16, pca_dim=32, rerank=2).fit(emb[sub], sc)
+    # every cell scanned: PCA is the only approximation and re-ranking makes the kept neighbours' distances exact;
+    # the dropped 480 directions carry only the 0.05 noise, so at most a few near-tied 10th neighbours may differ
+    assert _recall(fast.kneighbors(emb[rest])[1], exact.kneighbors(emb[rest])[1]) >= 0.98
+    D_fast, I_fast = fast.kneighbors(emb[rest[:50]])
+    d_true = np.linalg.norm(emb[sub][I_fast].astype(np.float64) - emb[rest[:50], None, :], axis=2)
+    np.testing.assert_allclose(D_fast, d_true, rtol=1e-4)  # re-ranked distances are exact 512-d distances
+    assert np.corrcoef(fast.predict(emb[rest]), exact.predict(emb[rest]))[0, 1] > 0.99
+
+def test_new_index_options_are_checked():
+    emb = np.random.default_rng(0).standard_normal((100, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match="pca_dim must be in \\[1, 8\\]"): build_index(emb, index="ivf", pca_dim=9)
+    with pytest.raises(ValueError, match="pca_dim needs metric='l2'"): build_index(emb, index="ivf", metric="cosine", pca_dim=4)
+    with pytest.raises(ValueError, match="rerank must be an int >= 1"): build_index(emb, index="ivf", rerank=0)
+    with pytest.raises(ValueError, match="unknown option\\(s\\) \\['pca_dim'\\] for index='torch'"): build_index(emb, index="torch", pca_dim=4)
+    with pytest.raises(ValueError, match="device must be a torch device"): KNNExtrapolator(index="torch", device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="torch sees no CUDA GPU"): build_index(emb, index="torch", device="cuda")
