@@ -9,6 +9,7 @@ __all__ = ['knn_graph', 'GCNRegressor', 'neighbor_loader_available', 'sample_fan
 
 # %% ../nbs/06_gnn.ipynb #4a089927
 import time, warnings
+from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 import torch
@@ -146,19 +147,22 @@ def _check_gnn_options(k, hidden, epochs, lr, val_frac, seed, dropout, weight_de
                 metric=check_choice(metric, "metric", METRICS), graph=graph, device=device)
 
 # %% ../nbs/06_gnn.ipynb #32a854c1
+@contextmanager
+def _quiet_sparse():
+    "torch's sparse CSR ops without their beta and invariant-check warnings (the adjacency is built valid)."
+    with torch.sparse.check_sparse_tensor_invariants(False), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        yield
+
 def _adjacency(edge_index:torch.Tensor, # [2, E] rows (neighbour, node), as `knn_graph` returns it
                weight:torch.Tensor, # edge weights [E]
                n:int) -> torch.Tensor:
     "The weighted adjacency as a sparse CSR matrix [n, n] indexed (node, neighbour), so that GCNConv aggregates by sparse products."
-    with torch.sparse.check_sparse_tensor_invariants(False), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_coo_tensor(edge_index.flip(0), weight, (n, n)).coalesce().to_sparse_csr()
+    with _quiet_sparse(): return torch.sparse_coo_tensor(edge_index.flip(0), weight, (n, n)).coalesce().to_sparse_csr()
 
 def _full_graph_forward(model:nn.Module, feat:torch.Tensor, adj_t:torch.Tensor) -> torch.Tensor:
     "`model` on every node at once, without autograd, by sparse products with `adj_t` from `_adjacency`."
-    with torch.no_grad(), torch.sparse.check_sparse_tensor_invariants(False), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return model(feat, adj_t)
+    with torch.no_grad(), _quiet_sparse(): return model(feat, adj_t)
 
 # %% ../nbs/06_gnn.ipynb #5fdcf26b
 def _graph_bundle(x:np.ndarray, # embeddings of all nodes [n, d]: the fitted ones first
