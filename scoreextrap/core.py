@@ -9,9 +9,11 @@ __all__ = ['atomic_write', 'progress_bar']
 
 # %% ../nbs/00a_core.ipynb #b4e09af4
 import os, tempfile, threading
+from importlib.util import find_spec
 from pathlib import Path
 
-from tqdm.auto import tqdm
+if find_spec("ipywidgets"): from tqdm.auto import tqdm  # widget bars in Jupyter, text bars elsewhere
+else: from tqdm import tqdm  # text bars; tqdm.auto would warn in a kernel without ipywidgets
 
 # %% ../nbs/00a_core.ipynb #69357f0f
 _TMP_SUFFIX = ".scoreextrap-tmp"
