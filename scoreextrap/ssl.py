@@ -9,7 +9,7 @@ __all__ = ['nt_xent_loss', 'simclr_augment', 'SimCLRNet', 'simclr_step', 'train_
            'simclr_path', 'simclr_encoder']
 
 # %% ../nbs/12_ssl.ipynb #d9cb5418
-import json, math
+import json, math, shutil
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +126,8 @@ def train_simclr(train_ds, # images (x, y) or (x, y, idx); the labels are not us
                 ) -> tuple:
     "(encoder, history): a SimCLR-trained encoder (its `features` are the representation `embed` reads) and `fit`'s history."
     seed = check_int(seed, "seed", low=0)
+    if len(train_ds) % check_int(batch_size, "batch_size", low=2) == 1:
+        raise ValueError(f"{len(train_ds)} images in batches of {batch_size} leave a last batch of one image, which has no negatives; pick another batch_size")
     torch.manual_seed(seed)
     encoder = SmallCNN(in_channels=train_ds[0][0].shape[0]) if encoder is None else encoder
     net = SimCLRNet(encoder, proj_dim=proj_dim)
@@ -184,20 +186,20 @@ def knn_accuracy(train_feats, # features of the training split [n, d]
     return (votes.argmax(1) == yb).float().mean().item()
 
 # %% ../nbs/12_ssl.ipynb #677be9bc
-def simclr_path(dataset:str="fashion_mnist", *, epochs:int=4, seed:int=0, root=None) -> Path:
+def simclr_path(dataset:str="fashion_mnist", *, epochs:int=12, seed:int=0, root=None) -> Path:
     "Where `simclr_encoder` caches the weights of a SimCLR-trained SmallCNN: data_root(root)/ssl/simclr-<dataset>-e<epochs>-s<seed>.pt."
     epochs, seed = check_int(epochs, "epochs", low=1), check_int(seed, "seed", low=0)
     return data_root(root) / "ssl" / f"simclr-{dataset}-e{epochs}-s{seed}.pt"
 
 # %% ../nbs/12_ssl.ipynb #d16498f4
 def simclr_encoder(dataset:str="fashion_mnist", # a name in `data.DATASETS`; its whole training split is used
-                   *, epochs:int=4, # SimCLR epochs (the default is the run this notebook reports)
+                   *, epochs:int=12, # SimCLR epochs (the default is the run this notebook reports)
                    seed:int=0,
                    root=None, # data cache; default `data_root()`
                    device=None, # where to train when nothing is cached; default `default_device()`
                    progress:bool|None=None,
                   ) -> nn.Module:
-    "A SmallCNN trained with `train_simclr` (default settings) on the training split of `dataset`: loaded from the cache, else trained and cached. On the CPU, in eval mode."
+    "A SmallCNN trained with `train_simclr` (default settings) on the training split of `dataset`: loaded from the cache, else trained (resumably, from a checkpoint folder beside the file) and cached. On the CPU, in eval mode."
     path = simclr_path(dataset, epochs=epochs, seed=seed, root=root)
     ds = load_dataset(dataset, root=root)
     config = dict(dataset=dataset, n=len(ds), epochs=epochs, seed=seed, model="SmallCNN")
@@ -206,7 +208,9 @@ def simclr_encoder(dataset:str="fashion_mnist", # a name in `data.DATASETS`; its
         st = torch.load(path, map_location="cpu", weights_only=True)
         if json.loads(st["config"]) != config: raise ValueError(f"{path} was trained with {st['config']}, not {config}; delete it to retrain")
         encoder.load_state_dict(st["encoder"]); return encoder.eval()
-    _, history = train_simclr(ds, epochs, encoder=encoder, seed=seed, device=device or default_device(), progress=progress)
+    ckpt = path.with_name(path.stem + "-checkpoint")  # an interrupted run resumes from its last epoch
+    _, history = train_simclr(ds, epochs, encoder=encoder, seed=seed, device=device or default_device(), progress=progress, checkpoint_dir=ckpt)
     st = dict(config=json.dumps(config), history=history.to_json(orient="records"), encoder=encoder.cpu().state_dict())
     atomic_write(path, lambda f: torch.save(st, f))
+    shutil.rmtree(ckpt, ignore_errors=True)
     return encoder.eval()
